@@ -1,0 +1,64 @@
+// Command warden is a least-privilege policy gateway for the Model Context
+// Protocol: it stands between MCP clients and servers and decides every call.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes shared by every command.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and found a problem (a denial, a broken chain)
+	exitUsage   = 2 // bad arguments, unreadable files
+)
+
+// exitError carries an exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "warden:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(exitUsage)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "warden",
+		Short: "A least-privilege policy gateway for the Model Context Protocol",
+		Long: `Warden sits between MCP clients (agent hosts) and MCP servers and decides
+every call before anything executes: who is calling, which tool, with which
+arguments, in which task. What is not allowed is denied.
+
+Start with 'warden serve --config FILE' (Streamable HTTP) or
+'warden stdio --config FILE' (for desktop hosts that spawn servers).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newServeCmd(),
+		newStdioCmd(),
+	)
+	return root
+}

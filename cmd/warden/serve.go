@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		configPath string
+		listen     string
+		verbose    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Serve MCP over Streamable HTTP at http://<listen>/mcp",
+		Long: `Serve MCP over Streamable HTTP. Clients connect to http://<listen>/mcp; every
+request passes Warden's pipeline before it reaches an upstream.
+
+On SIGINT or SIGTERM, Warden stops accepting requests and gives requests in
+flight up to shutdown_timeout to finish.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath == "" {
+				return &exitError{exitUsage, errors.New("--config is required")}
+			}
+			g, cfg, logger, err := loadGateway(configPath, cmd.ErrOrStderr(), logLevel(verbose))
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listening: %w", err)
+			}
+			return serve(cmd.Context(), ln, g, cfg.ShutdownTimeout.D(), logger.Info)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "configuration file (YAML)")
+	cmd.Flags().StringVar(&listen, "listen", "", "override the configured listen address (host:port)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log debug detail")
+	return cmd
+}
+
+// gatewayServer is what serve needs of a gateway.
+type gatewayServer interface {
+	Start(context.Context) error
+	Handler() http.Handler
+	Close(context.Context) error
+}
+
+// serve runs the gateway on ln until ctx is done, then shuts down within
+// the timeout: new requests are refused, requests in flight finish or fail.
+func serve(ctx context.Context, ln net.Listener, g gatewayServer, shutdownTimeout time.Duration, logf func(string, ...any)) error {
+	if err := g.Start(ctx); err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logf("warden serving", "url", "http://"+ln.Addr().String()+"/mcp")
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logf("warden shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	closeErr := g.Close(sctx)
+	// Sessions are closed; streams still open are cut at the deadline.
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	return closeErr
+}

@@ -1,0 +1,255 @@
+// Package config defines Warden's configuration file: its typed form, the
+// defaults filled in one place, and the checks run before anything starts.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file. Version 1 is the only version.
+type Config struct {
+	// Version of the file format; must be 1.
+	Version int `yaml:"version"`
+	// Listen is the host:port of the MCP endpoint for `warden serve`;
+	// MCP is served at http://<listen>/mcp. Default 127.0.0.1:8462.
+	Listen string `yaml:"listen"`
+	// AllowedOrigins lists the browser Origins accepted on the HTTP
+	// listener. A request with an Origin header not in this list is
+	// refused. Empty means only requests without an Origin header, or with
+	// an Origin whose host equals the request's Host.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AllowedHosts lists extra Host header values accepted by the HTTP
+	// listener. Loopback hosts are always accepted on a loopback listener;
+	// empty means no others (DNS-rebinding protection).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// Limits bounds what a client may send.
+	Limits Limits `yaml:"limits"`
+	// ShutdownTimeout bounds how long in-flight calls may take to finish
+	// after SIGINT/SIGTERM. Default 10s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// CallTimeout bounds one relayed request to an upstream. Default 60s.
+	CallTimeout Duration `yaml:"call_timeout"`
+	// StateKeyFile holds the key that seals requestState tokens Warden
+	// issues. Created (mode 0600) when missing. Default: beside the config
+	// file, "warden-state.key".
+	StateKeyFile string `yaml:"state_key_file"`
+	// Upstreams are the MCP servers behind Warden, by name. The name
+	// prefixes their tools: "<name>.<tool>".
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+
+	// dir is the directory of the config file; relative paths resolve here.
+	dir string
+}
+
+// Limits bound the size and shape of client messages.
+type Limits struct {
+	// MaxMessageBytes is the largest JSON-RPC message accepted, in bytes.
+	// Default 4 MiB.
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	// MaxDepth is the deepest nesting of JSON arrays and objects accepted
+	// in a message. Default 64.
+	MaxDepth int `yaml:"max_depth"`
+}
+
+// Upstream is one MCP server behind Warden: either URL (Streamable HTTP) or
+// Command (stdio) is set, never both.
+type Upstream struct {
+	// URL of the server's Streamable HTTP endpoint.
+	URL string `yaml:"url"`
+	// HeadersFromEnv maps an HTTP header name to the environment variable
+	// that holds its value, so that secrets never appear in this file.
+	HeadersFromEnv map[string]string `yaml:"headers_from_env"`
+
+	// Command and its arguments for a stdio server.
+	Command []string `yaml:"command"`
+	// Env adds variables to the command's environment. A value "$NAME"
+	// is taken from Warden's own environment.
+	Env map[string]string `yaml:"env"`
+	// Dir is the command's working directory (relative to the config file).
+	Dir string `yaml:"dir"`
+
+	// AllowTools lists the upstream's tool names (unprefixed) that may be
+	// called. Empty means none; "*" must be written to allow all.
+	AllowTools []string `yaml:"allow_tools"`
+	// Unprefixed exposes this upstream's tools, prompts under their own
+	// names instead of "<name>.<tool>". At most one upstream may set it.
+	Unprefixed bool `yaml:"unprefixed"`
+	// ConnectTimeout bounds connecting and the first listing. Default 10s.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+}
+
+// Duration is a time.Duration written as "10s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// upstreamName is what an upstream may be called: it becomes a tool prefix.
+var upstreamName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// Load reads, defaults and validates a configuration file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := Parse(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes configuration text strictly (unknown fields are errors),
+// fills in defaults and validates it. dir resolves relative paths.
+func Parse(data []byte, dir string) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	c.dir = dir
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Version == 0 {
+		c.Version = 1
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8462"
+	}
+	if c.Limits.MaxMessageBytes == 0 {
+		c.Limits.MaxMessageBytes = 4 << 20
+	}
+	if c.Limits.MaxDepth == 0 {
+		c.Limits.MaxDepth = 64
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(10 * time.Second)
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = Duration(60 * time.Second)
+	}
+	if c.StateKeyFile == "" {
+		c.StateKeyFile = "warden-state.key"
+	}
+	c.StateKeyFile = c.Resolve(c.StateKeyFile)
+	for _, u := range c.Upstreams {
+		if u == nil {
+			continue
+		}
+		if u.ConnectTimeout == 0 {
+			u.ConnectTimeout = Duration(10 * time.Second)
+		}
+		if u.Dir != "" {
+			u.Dir = c.Resolve(u.Dir)
+		}
+	}
+}
+
+// Resolve makes a path relative to the config file's directory absolute.
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Version != 1 {
+		errs = append(errs, fmt.Errorf("version %d is not supported (want 1)", c.Version))
+	}
+	if c.Limits.MaxMessageBytes < 1024 {
+		errs = append(errs, fmt.Errorf("limits.max_message_bytes %d is below the minimum of 1024", c.Limits.MaxMessageBytes))
+	}
+	if c.Limits.MaxDepth < 4 || c.Limits.MaxDepth > 1000 {
+		errs = append(errs, fmt.Errorf("limits.max_depth %d is outside 4..1000", c.Limits.MaxDepth))
+	}
+	unprefixed := 0
+	for _, name := range c.UpstreamNames() {
+		u := c.Upstreams[name]
+		where := fmt.Sprintf("upstreams.%s", name)
+		if !upstreamName.MatchString(name) {
+			errs = append(errs, fmt.Errorf("%s: name must match %s", where, upstreamName))
+		}
+		if u == nil {
+			errs = append(errs, fmt.Errorf("%s: empty", where))
+			continue
+		}
+		switch {
+		case u.URL != "" && len(u.Command) > 0:
+			errs = append(errs, fmt.Errorf("%s: set url or command, not both", where))
+		case u.URL == "" && len(u.Command) == 0:
+			errs = append(errs, fmt.Errorf("%s: set url (Streamable HTTP) or command (stdio)", where))
+		case u.URL != "" && !strings.HasPrefix(u.URL, "http://") && !strings.HasPrefix(u.URL, "https://"):
+			errs = append(errs, fmt.Errorf("%s: url must be http:// or https://", where))
+		}
+		for h, env := range u.HeadersFromEnv {
+			if env == "" {
+				errs = append(errs, fmt.Errorf("%s.headers_from_env.%s: names no environment variable", where, h))
+			}
+		}
+		if slices.Contains(u.AllowTools, "") {
+			errs = append(errs, fmt.Errorf("%s.allow_tools: empty tool name", where))
+		}
+		if u.Unprefixed {
+			unprefixed++
+		}
+	}
+	if unprefixed > 1 {
+		errs = append(errs, errors.New("at most one upstream may set unprefixed: true"))
+	}
+	return errors.Join(errs...)
+}
+
+// UpstreamNames returns the upstream names in a stable order.
+func (c *Config) UpstreamNames() []string {
+	names := make([]string, 0, len(c.Upstreams))
+	for n := range c.Upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Allows reports whether the upstream's allow-list admits tool (unprefixed).
+func (u *Upstream) Allows(tool string) bool {
+	for _, a := range u.AllowTools {
+		if a == "*" || a == tool {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,324 @@
+// Package gateway is Warden's request path: it stands between MCP clients
+// and upstream MCP servers, passes every client request through one ordered
+// pipeline (pipeline.go), and relays what is allowed.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wardenmcp/warden/internal/config"
+)
+
+// Version is reported to clients and upstreams as Warden's implementation
+// version.
+const Version = "0.1.0"
+
+// Sealer seals state that Warden hands to clients and must get back intact
+// (the requestState of input-required results).
+type Sealer interface {
+	Seal(purpose string, payload []byte, ttl time.Duration) (string, error)
+	Open(purpose, token string) ([]byte, error)
+}
+
+// Options are a gateway's collaborators, wired by the command line.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	Sealer Sealer
+	// Principal is the identity of a stdio client (the local user).
+	Principal Principal
+}
+
+// Gateway relays MCP between clients and upstream servers.
+type Gateway struct {
+	cfg       *config.Config
+	logger    *slog.Logger
+	sealer    Sealer
+	principal Principal
+
+	upstreams []*upstream // in name order
+	relay     relay
+
+	// stateful serves clients of the handshake era (initialize, sessions)
+	// over HTTP and stdio; stateless serves 2026-07-28 requests.
+	stateful  *mcp.Server
+	stateless *mcp.Server
+
+	mu       sync.Mutex // guards listings and catalog swaps
+	listings map[string]*listing
+	catalog  atomic.Pointer[catalog]
+
+	inflight sync.WaitGroup // client requests being relayed
+	closing  atomic.Bool
+}
+
+// New builds a gateway from its configuration. It connects nothing: call
+// Start.
+func New(opts Options) (*Gateway, error) {
+	if opts.Config == nil {
+		return nil, errors.New("gateway: no configuration")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Sealer == nil {
+		return nil, errors.New("gateway: no sealer for request state")
+	}
+	if opts.Principal.ID == "" {
+		opts.Principal = Principal{ID: "local"}
+	}
+	g := &Gateway{
+		cfg:       opts.Config,
+		logger:    opts.Logger,
+		sealer:    opts.Sealer,
+		principal: opts.Principal,
+		listings:  map[string]*listing{},
+	}
+	g.catalog.Store(&catalog{})
+	for _, name := range opts.Config.UpstreamNames() {
+		up := &upstream{name: name, cfg: opts.Config.Upstreams[name], logger: opts.Logger}
+		opts, mw := g.relay.clientOptions(g, up)
+		up.client = mcp.NewClient(&mcp.Implementation{Name: "warden", Version: Version}, opts)
+		up.client.AddReceivingMiddleware(mw)
+		up.onReconnect = g.refreshLater
+		g.upstreams = append(g.upstreams, up)
+	}
+	g.stateful = g.newServer(false)
+	g.stateless = g.newServer(true)
+	return g, nil
+}
+
+func (g *Gateway) newServer(stateless bool) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "warden", Title: "Warden MCP gateway", Version: Version}, &mcp.ServerOptions{
+		Logger: g.logger,
+		Capabilities: &mcp.ServerCapabilities{
+			Logging:     &mcp.LoggingCapabilities{},
+			Tools:       &mcp.ToolCapabilities{ListChanged: true},
+			Prompts:     &mcp.PromptCapabilities{ListChanged: true},
+			Resources:   &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
+			Completions: &mcp.CompletionCapabilities{},
+		},
+		CompletionHandler:  g.complete,
+		SubscribeHandler:   g.subscribe,
+		UnsubscribeHandler: g.unsubscribe,
+	})
+	s.AddReceivingMiddleware(g.pipeline(stateless))
+	return s
+}
+
+// Start connects every upstream and builds the catalog. An upstream that
+// cannot be reached is logged and retried in the background; a name
+// collision between upstreams is an error.
+func (g *Gateway) Start(ctx context.Context) error {
+	var wg sync.WaitGroup
+	lists := make([]*listing, len(g.upstreams))
+	for i, up := range g.upstreams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := g.list(ctx, up)
+			if err != nil {
+				g.logger.Error("upstream not available at start", "upstream", up.name, "err", err)
+				go g.retryListing(up)
+				return
+			}
+			lists[i] = l
+		}()
+	}
+	wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, up := range g.upstreams {
+		if lists[i] != nil {
+			g.listings[up.name] = lists[i]
+		}
+	}
+	return g.rebuild()
+}
+
+// retryListing lists an upstream that was down at start once it is up.
+func (g *Gateway) retryListing(up *upstream) {
+	for delay := minBackoff; !g.closing.Load(); delay = min(2*delay, maxBackoff) {
+		time.Sleep(delay)
+		if _, err := up.sharedSession(context.Background()); err == nil {
+			g.refresh(up)
+			return
+		}
+	}
+}
+
+// list fetches everything an upstream offers over its shared session.
+func (g *Gateway) list(ctx context.Context, up *upstream) (*listing, error) {
+	cs, err := up.sharedSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, up.cfg.ConnectTimeout.D())
+	defer cancel()
+	l := &listing{}
+	caps := &mcp.ServerCapabilities{}
+	if init := cs.InitializeResult(); init != nil && init.Capabilities != nil {
+		caps = init.Capabilities
+	}
+	if caps.Tools != nil {
+		for t, err := range cs.Tools(ctx, nil) {
+			if err != nil {
+				return nil, fmt.Errorf("listing tools of %s: %w", up.name, err)
+			}
+			l.tools = append(l.tools, t)
+		}
+	}
+	if caps.Prompts != nil {
+		for p, err := range cs.Prompts(ctx, nil) {
+			if err != nil {
+				return nil, fmt.Errorf("listing prompts of %s: %w", up.name, err)
+			}
+			l.prompts = append(l.prompts, p)
+		}
+	}
+	if caps.Resources != nil {
+		for r, err := range cs.Resources(ctx, nil) {
+			if err != nil {
+				return nil, fmt.Errorf("listing resources of %s: %w", up.name, err)
+			}
+			l.resources = append(l.resources, r)
+		}
+		for t, err := range cs.ResourceTemplates(ctx, nil) {
+			if err != nil {
+				return nil, fmt.Errorf("listing resource templates of %s: %w", up.name, err)
+			}
+			l.templates = append(l.templates, t)
+		}
+	}
+	return l, nil
+}
+
+// refreshLater re-lists an upstream outside the notification handler that
+// asked for it (a handler must not block on its own session).
+func (g *Gateway) refreshLater(up *upstream) { go g.refresh(up) }
+
+func (g *Gateway) refresh(up *upstream) {
+	l, err := g.list(context.Background(), up)
+	if err != nil {
+		g.logger.Warn("re-listing upstream failed", "upstream", up.name, "err", err)
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.listings[up.name] = l
+	if err := g.rebuild(); err != nil {
+		g.logger.Error("upstream offers a name another upstream owns; the first owner keeps it", "err", err)
+	}
+}
+
+// rebuild recomputes the catalog from the listings and brings both servers'
+// registrations in line with it. g.mu must be held.
+func (g *Gateway) rebuild() error {
+	next, errs := buildCatalog(g.upstreams, g.listings)
+	prev := g.catalog.Swap(next)
+	for _, s := range []*mcp.Server{g.stateful, g.stateless} {
+		g.sync(s, prev, next)
+	}
+	return errors.Join(errs...)
+}
+
+// sync registers what is new or changed and removes what is gone.
+func (g *Gateway) sync(s *mcp.Server, prev, next *catalog) {
+	var gone []string
+	for name := range prev.tools {
+		if _, ok := next.tools[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	s.RemoveTools(gone...)
+	for name, rt := range next.tools {
+		if old, ok := prev.tools[name]; ok && old.up == rt.up && sameJSON(old.exposed, rt.exposed) {
+			continue
+		}
+		s.AddTool(rt.exposed, g.forwardTool(rt))
+	}
+
+	gone = gone[:0]
+	for name := range prev.prompts {
+		if _, ok := next.prompts[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	s.RemovePrompts(gone...)
+	for name, pr := range next.prompts {
+		if old, ok := prev.prompts[name]; ok && old.up == pr.up && sameJSON(old.exposed, pr.exposed) {
+			continue
+		}
+		s.AddPrompt(pr.exposed, g.forwardPrompt(pr))
+	}
+
+	gone = gone[:0]
+	for uri := range prev.resources {
+		if _, ok := next.resources[uri]; !ok {
+			gone = append(gone, uri)
+		}
+	}
+	s.RemoveResources(gone...)
+	for uri, rr := range next.resources {
+		if old, ok := prev.resources[uri]; ok && old.up == rr.up && sameJSON(old.resource, rr.resource) {
+			continue
+		}
+		s.AddResource(rr.resource, g.forwardResource(rr.up))
+	}
+
+	gone = gone[:0]
+	for t := range prev.templates {
+		if _, ok := next.templates[t]; !ok {
+			gone = append(gone, t)
+		}
+	}
+	s.RemoveResourceTemplates(gone...)
+	for t, tr := range next.templates {
+		if old, ok := prev.templates[t]; ok && old.up == tr.up && sameJSON(old.template, tr.template) {
+			continue
+		}
+		s.AddResourceTemplate(tr.template, g.forwardResource(tr.up))
+	}
+}
+
+func sameJSON(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && reflect.DeepEqual(ja, jb)
+}
+
+// Close stops relaying: new requests are refused, requests in flight get
+// until ctx is done to finish, then every upstream session is closed.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.closing.Store(true)
+	done := make(chan struct{})
+	go func() {
+		g.inflight.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("requests still in flight at shutdown: %w", ctx.Err())
+	}
+	for _, s := range []*mcp.Server{g.stateful, g.stateless} {
+		for ss := range s.Sessions() {
+			_ = ss.Close()
+		}
+	}
+	for _, up := range g.upstreams {
+		up.close()
+	}
+	return err
+}

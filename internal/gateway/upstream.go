@@ -1,0 +1,233 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wardenmcp/warden/internal/config"
+)
+
+// upstream is one MCP server behind Warden. It keeps one shared session
+// (used for listing, for stdio servers, and for stateless clients) and
+// restarts it with backoff when it ends.
+type upstream struct {
+	name   string
+	cfg    *config.Upstream
+	client *mcp.Client
+	logger *slog.Logger
+	// onReconnect is called after a replacement shared session connects,
+	// so the catalog can be refreshed.
+	onReconnect func(*upstream)
+
+	mu      sync.Mutex
+	shared  *mcp.ClientSession
+	failing error     // last connection error, while no session is up
+	retryAt time.Time // no reconnection attempt before this
+	backoff time.Duration
+	closed  bool
+}
+
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+var errUpstreamClosed = errors.New("gateway is shutting down")
+
+// stdio reports whether the upstream is a spawned process.
+func (u *upstream) stdio() bool { return len(u.cfg.Command) > 0 }
+
+// transport builds a new transport for one connection.
+func (u *upstream) transport() (mcp.Transport, error) {
+	if u.stdio() {
+		cmd := exec.Command(u.cfg.Command[0], u.cfg.Command[1:]...)
+		cmd.Dir = u.cfg.Dir
+		cmd.Env = os.Environ()
+		for k, v := range u.cfg.Env {
+			if strings.HasPrefix(v, "$") {
+				v = os.Getenv(v[1:])
+			}
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Stderr = &logWriter{logger: u.logger, upstream: u.name}
+		return &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}, nil
+	}
+	headers := http.Header{}
+	for h, env := range u.cfg.HeadersFromEnv {
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return nil, fmt.Errorf("upstream %s: environment variable %s (header %s) is not set", u.name, env, h)
+		}
+		headers.Set(h, v)
+	}
+	return &mcp.StreamableClientTransport{
+		Endpoint:   u.cfg.URL,
+		HTTPClient: &http.Client{Transport: &headerTransport{base: http.DefaultTransport, headers: headers}},
+		MaxRetries: -1,
+	}, nil
+}
+
+// connect opens a new session to the upstream.
+func (u *upstream) connect(ctx context.Context) (*mcp.ClientSession, error) {
+	t, err := u.transport()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, u.cfg.ConnectTimeout.D())
+	defer cancel()
+	cs, err := u.client.Connect(ctx, t, nil)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to upstream %s: %w", u.name, err)
+	}
+	if init := cs.InitializeResult(); init != nil && init.Capabilities != nil && init.Capabilities.Logging != nil {
+		// Ask for everything; each client's own level filters what it sees.
+		if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "debug"}); err != nil {
+			u.logger.Debug("upstream refused logging level", "upstream", u.name, "err", err)
+		}
+	}
+	return cs, nil
+}
+
+// sharedSession returns the shared session, connecting it if needed. While
+// the upstream is down, calls fail fast until the backoff expires.
+func (u *upstream) sharedSession(ctx context.Context) (*mcp.ClientSession, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return nil, errUpstreamClosed
+	}
+	if u.shared != nil {
+		return u.shared, nil
+	}
+	if u.failing != nil && time.Now().Before(u.retryAt) {
+		return nil, u.failing
+	}
+	cs, err := u.connect(ctx)
+	if err != nil {
+		u.noteFailure(err)
+		return nil, err
+	}
+	u.adopt(cs)
+	return cs, nil
+}
+
+// noteFailure records a failed connection and lengthens the backoff.
+// u.mu must be held.
+func (u *upstream) noteFailure(err error) {
+	u.failing = err
+	if u.backoff == 0 {
+		u.backoff = minBackoff
+	} else {
+		u.backoff = min(2*u.backoff, maxBackoff)
+	}
+	u.retryAt = time.Now().Add(u.backoff)
+	u.logger.Warn("upstream unavailable", "upstream", u.name, "retry_in", u.backoff, "err", err)
+}
+
+// adopt makes cs the shared session and watches for its end. u.mu must be held.
+func (u *upstream) adopt(cs *mcp.ClientSession) {
+	u.shared = cs
+	u.failing = nil
+	go u.watch(cs)
+}
+
+// watch waits for the shared session to end, then reconnects with backoff
+// so that a crashed stdio server comes back without a client asking.
+func (u *upstream) watch(cs *mcp.ClientSession) {
+	err := cs.Wait()
+	u.mu.Lock()
+	if u.shared == cs {
+		u.shared = nil
+	}
+	closed := u.closed
+	u.mu.Unlock()
+	if closed {
+		return
+	}
+	u.logger.Warn("upstream session ended", "upstream", u.name, "err", err)
+	for {
+		u.mu.Lock()
+		if u.closed || u.shared != nil {
+			u.mu.Unlock()
+			return
+		}
+		if u.backoff == 0 {
+			u.backoff = minBackoff
+		}
+		wait := u.backoff
+		u.mu.Unlock()
+		time.Sleep(wait)
+
+		u.mu.Lock()
+		if u.closed || u.shared != nil {
+			u.mu.Unlock()
+			return
+		}
+		next, err := u.connect(context.Background())
+		if err != nil {
+			u.noteFailure(err)
+			u.mu.Unlock()
+			continue
+		}
+		u.backoff = 0
+		u.adopt(next)
+		u.mu.Unlock()
+		u.logger.Info("upstream reconnected", "upstream", u.name)
+		if u.onReconnect != nil {
+			u.onReconnect(u)
+		}
+		return
+	}
+}
+
+// close ends the shared session and stops reconnecting.
+func (u *upstream) close() {
+	u.mu.Lock()
+	u.closed = true
+	cs := u.shared
+	u.shared = nil
+	u.mu.Unlock()
+	if cs != nil {
+		_ = cs.Close()
+	}
+}
+
+// headerTransport adds the configured static headers to every request.
+type headerTransport struct {
+	base    http.RoundTripper
+	headers http.Header
+}
+
+func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if len(t.headers) == 0 {
+		return t.base.RoundTrip(r)
+	}
+	r = r.Clone(r.Context())
+	for k, v := range t.headers {
+		r.Header[k] = v
+	}
+	return t.base.RoundTrip(r)
+}
+
+// logWriter turns a stdio server's stderr into log records.
+type logWriter struct {
+	logger   *slog.Logger
+	upstream string
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	for line := range strings.SplitSeq(strings.TrimRight(string(p), "\n"), "\n") {
+		w.logger.Debug("upstream stderr", "upstream", w.upstream, "line", line)
+	}
+	return len(p), nil
+}
