@@ -71,9 +71,14 @@ for mode in $modes; do
 	stateless) server_flags=(); suite_flags=(--suite all --spec-version 2026-07-28) ;;
 	*) echo "unknown mode $mode" >&2; exit 2 ;;
 	esac
-	sport=$(free_port)
-	"$work/everything-server" -http "127.0.0.1:$sport" "${server_flags[@]}" >"$work/server-$mode.log" 2>&1 &
+	# Each run gets a fresh server: some scenarios change its state.
+	dport=$(free_port)
+	"$work/everything-server" -http "127.0.0.1:$dport" "${server_flags[@]}" >"$work/server-direct-$mode.log" 2>&1 &
 	pids+=($!)
+	sport=$(free_port)
+	"$work/everything-server" -http "127.0.0.1:$sport" "${server_flags[@]}" >"$work/server-warden-$mode.log" 2>&1 &
+	pids+=($!)
+	wait_port "$dport"
 	wait_port "$sport"
 
 	wport=$(free_port)
@@ -91,7 +96,7 @@ YAML
 	pids+=($!)
 	wait_port "$wport"
 
-	run_suite "http://127.0.0.1:$sport/mcp" "$work/direct-$mode.txt" "${suite_flags[@]}"
+	run_suite "http://127.0.0.1:$dport/mcp" "$work/direct-$mode.txt" "${suite_flags[@]}"
 	run_suite "http://127.0.0.1:$wport/mcp" "$work/warden-$mode.txt" "${suite_flags[@]}"
 
 	missing=$(comm -23 <(passing_scenarios "$work/direct-$mode.txt") <(passing_scenarios "$work/warden-$mode.txt") | paste -sd, -)

@@ -110,8 +110,10 @@ func (g *Gateway) forward(ctx context.Context, up *upstream, ss *mcp.ServerSessi
 	return &UpstreamError{Message: fmt.Sprintf("upstream %s failed", up.name), Cause: err}
 }
 
-// forwardedMeta drops the per-request protocol fields of the client's
-// revision: the upstream session sets its own.
+// forwardedMeta drops the client's protocol version and identity: the
+// upstream session sets its own. The client's declared capabilities and log
+// level pass on, so that an upstream never relies on a capability the
+// client lacks.
 func forwardedMeta(meta mcp.Meta) mcp.Meta {
 	if len(meta) == 0 {
 		return meta
@@ -119,7 +121,7 @@ func forwardedMeta(meta mcp.Meta) mcp.Meta {
 	out := make(mcp.Meta, len(meta))
 	for k, v := range meta {
 		switch k {
-		case mcp.MetaKeyProtocolVersion, mcp.MetaKeyClientInfo, mcp.MetaKeyClientCapabilities, mcp.MetaKeyLogLevel:
+		case mcp.MetaKeyProtocolVersion, mcp.MetaKeyClientInfo:
 			continue
 		}
 		out[k] = v

@@ -90,7 +90,7 @@ func New(opts Options) (*Gateway, error) {
 		opts, mw := g.relay.clientOptions(g, up)
 		up.client = mcp.NewClient(&mcp.Implementation{Name: "warden", Version: Version}, opts)
 		up.client.AddReceivingMiddleware(mw)
-		up.onReconnect = g.refreshLater
+		up.onReconnect = func(up *upstream) { g.refreshLater(up, anyList) }
 		g.upstreams = append(g.upstreams, up)
 	}
 	g.stateful = g.newServer(false)
@@ -143,7 +143,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 			g.listings[up.name] = lists[i]
 		}
 	}
-	return g.rebuild()
+	_, err := g.rebuild()
+	return err
 }
 
 // retryListing lists an upstream that was down at start once it is up.
@@ -151,7 +152,7 @@ func (g *Gateway) retryListing(up *upstream) {
 	for delay := minBackoff; !g.closing.Load(); delay = min(2*delay, maxBackoff) {
 		time.Sleep(delay)
 		if _, err := up.sharedSession(context.Background()); err == nil {
-			g.refresh(up)
+			g.refresh(up, anyList)
 			return
 		}
 	}
@@ -203,37 +204,88 @@ func (g *Gateway) list(ctx context.Context, up *upstream) (*listing, error) {
 	return l, nil
 }
 
-// refreshLater re-lists an upstream outside the notification handler that
-// asked for it (a handler must not block on its own session).
-func (g *Gateway) refreshLater(up *upstream) { go g.refresh(up) }
+// listKind names one of the lists an upstream can say has changed.
+type listKind int
 
-func (g *Gateway) refresh(up *upstream) {
+const (
+	anyList listKind = iota
+	toolList
+	promptList
+	resourceList
+)
+
+// refreshLater re-lists an upstream outside the notification handler that
+// asked for it (a handler must not block on its own session). When the
+// upstream said a list changed, clients are told so even if the new list
+// looks the same to Warden: the upstream knows what it changed.
+func (g *Gateway) refreshLater(up *upstream, kind listKind) { go g.refresh(up, kind) }
+
+func (g *Gateway) refresh(up *upstream, kind listKind) {
 	l, err := g.list(context.Background(), up)
 	if err != nil {
 		g.logger.Warn("re-listing upstream failed", "upstream", up.name, "err", err)
 		return
 	}
+	g.logger.Debug("upstream re-listed", "upstream", up.name, "tools", len(l.tools), "prompts", len(l.prompts), "resources", len(l.resources))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.listings[up.name] = l
-	if err := g.rebuild(); err != nil {
+	changes, err := g.rebuild()
+	if err != nil {
 		g.logger.Error("upstream offers a name another upstream owns; the first owner keeps it", "err", err)
+	}
+	if kind != anyList && !changes[kind] {
+		g.announce(up, kind)
+	}
+}
+
+// announce makes both servers send a list-changed notification for kind by
+// registering one of the upstream's entries again, unchanged.
+func (g *Gateway) announce(up *upstream, kind listKind) {
+	cat := g.catalog.Load()
+	for _, s := range []*mcp.Server{g.stateful, g.stateless} {
+		switch kind {
+		case toolList:
+			for _, rt := range cat.tools {
+				if rt.up == up {
+					s.AddTool(rt.exposed, g.forwardTool(rt))
+					break
+				}
+			}
+		case promptList:
+			for _, pr := range cat.prompts {
+				if pr.up == up {
+					s.AddPrompt(pr.exposed, g.forwardPrompt(pr))
+					break
+				}
+			}
+		case resourceList:
+			for _, rr := range cat.resources {
+				if rr.up == up {
+					s.AddResource(rr.resource, g.forwardResource(rr.up))
+					break
+				}
+			}
+		}
 	}
 }
 
 // rebuild recomputes the catalog from the listings and brings both servers'
-// registrations in line with it. g.mu must be held.
-func (g *Gateway) rebuild() error {
+// registrations in line with it, reporting which lists changed. g.mu must
+// be held.
+func (g *Gateway) rebuild() (map[listKind]bool, error) {
 	next, errs := buildCatalog(g.upstreams, g.listings)
 	prev := g.catalog.Swap(next)
+	var changes map[listKind]bool
 	for _, s := range []*mcp.Server{g.stateful, g.stateless} {
-		g.sync(s, prev, next)
+		changes = g.sync(s, prev, next)
 	}
-	return errors.Join(errs...)
+	return changes, errors.Join(errs...)
 }
 
 // sync registers what is new or changed and removes what is gone.
-func (g *Gateway) sync(s *mcp.Server, prev, next *catalog) {
+func (g *Gateway) sync(s *mcp.Server, prev, next *catalog) map[listKind]bool {
+	changes := map[listKind]bool{}
 	var gone []string
 	for name := range prev.tools {
 		if _, ok := next.tools[name]; !ok {
@@ -241,11 +293,13 @@ func (g *Gateway) sync(s *mcp.Server, prev, next *catalog) {
 		}
 	}
 	s.RemoveTools(gone...)
+	changes[toolList] = len(gone) > 0
 	for name, rt := range next.tools {
 		if old, ok := prev.tools[name]; ok && old.up == rt.up && sameJSON(old.exposed, rt.exposed) {
 			continue
 		}
 		s.AddTool(rt.exposed, g.forwardTool(rt))
+		changes[toolList] = true
 	}
 
 	gone = gone[:0]
@@ -255,11 +309,13 @@ func (g *Gateway) sync(s *mcp.Server, prev, next *catalog) {
 		}
 	}
 	s.RemovePrompts(gone...)
+	changes[promptList] = len(gone) > 0
 	for name, pr := range next.prompts {
 		if old, ok := prev.prompts[name]; ok && old.up == pr.up && sameJSON(old.exposed, pr.exposed) {
 			continue
 		}
 		s.AddPrompt(pr.exposed, g.forwardPrompt(pr))
+		changes[promptList] = true
 	}
 
 	gone = gone[:0]
@@ -269,11 +325,13 @@ func (g *Gateway) sync(s *mcp.Server, prev, next *catalog) {
 		}
 	}
 	s.RemoveResources(gone...)
+	changes[resourceList] = len(gone) > 0
 	for uri, rr := range next.resources {
 		if old, ok := prev.resources[uri]; ok && old.up == rr.up && sameJSON(old.resource, rr.resource) {
 			continue
 		}
 		s.AddResource(rr.resource, g.forwardResource(rr.up))
+		changes[resourceList] = true
 	}
 
 	gone = gone[:0]
@@ -288,7 +346,9 @@ func (g *Gateway) sync(s *mcp.Server, prev, next *catalog) {
 			continue
 		}
 		s.AddResourceTemplate(tr.template, g.forwardResource(tr.up))
+		changes[resourceList] = true
 	}
+	return changes
 }
 
 func sameJSON(a, b any) bool {

@@ -215,9 +215,9 @@ func (r *relay) clientOptions(g *Gateway, up *upstream) (*mcp.ClientOptions, mcp
 		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
 			g.resourceUpdated(ctx, req.Params)
 		},
-		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { g.refreshLater(up) },
-		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { g.refreshLater(up) },
-		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { g.refreshLater(up) },
+		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { g.refreshLater(up, toolList) },
+		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { g.refreshLater(up, promptList) },
+		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { g.refreshLater(up, resourceList) },
 		// Input-required results are relayed to the client, not answered here.
 		MultiRoundTrip: &mcp.MultiRoundTripOptions{Disabled: true},
 	}, relayElicitation(elicit)

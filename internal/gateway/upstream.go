@@ -89,7 +89,8 @@ func (u *upstream) connect(ctx context.Context) (*mcp.ClientSession, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to upstream %s: %w", u.name, err)
 	}
-	if init := cs.InitializeResult(); init != nil && init.Capabilities != nil && init.Capabilities.Logging != nil {
+	// Under 2026-07-28 each request carries its client's log level instead.
+	if init := cs.InitializeResult(); init != nil && init.ProtocolVersion < "2026-07-28" && init.Capabilities != nil && init.Capabilities.Logging != nil {
 		// Ask for everything; each client's own level filters what it sees.
 		if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "debug"}); err != nil {
 			u.logger.Debug("upstream refused logging level", "upstream", u.name, "err", err)
