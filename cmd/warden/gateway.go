@@ -34,4 +34,3 @@ func logLevel(verbose bool) slog.Level {
 	}
 	return slog.LevelInfo
 }
-

@@ -143,4 +143,3 @@ func objectSchemaOrNil(s any) any {
 	}
 	return json.RawMessage(raw)
 }
-

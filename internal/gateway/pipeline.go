@@ -261,7 +261,9 @@ func (e *UpstreamError) Unwrap() error { return e.Cause }
 
 type callKey struct{}
 
-func withCall(ctx context.Context, c *Call) context.Context { return context.WithValue(ctx, callKey{}, c) }
+func withCall(ctx context.Context, c *Call) context.Context {
+	return context.WithValue(ctx, callKey{}, c)
+}
 
 func callFrom(ctx context.Context) *Call {
 	c, _ := ctx.Value(callKey{}).(*Call)
