@@ -12,7 +12,6 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="${WARDEN_CACHE:-$root/.cache}"
-suite_version="${CONFORMANCE_VERSION:-0.2.0-alpha.12}"
 modes="${MODES:-stateful stateless}"
 work=$(mktemp -d)
 pids=()
@@ -24,16 +23,8 @@ cleanup() {
 trap cleanup EXIT
 
 # Node 22 and the suite, installed once into the cache.
-npmdir="$cache/conformance-$suite_version"
-if [ ! -x "$npmdir/node_modules/.bin/conformance" ] || [ ! -x "$npmdir/node_modules/.bin/node" ]; then
-	mkdir -p "$npmdir"
-	(cd "$npmdir" && [ -f package.json ] || echo '{"name":"warden-conformance","private":true}' > package.json)
-	npm install --prefix "$npmdir" --no-audit --no-fund --loglevel=error \
-		node@22 "@modelcontextprotocol/conformance@$suite_version" >"$work/npm.log" 2>&1 || {
-		cat "$work/npm.log" >&2
-		exit 2
-	}
-fi
+"$root/scripts/npm-deps.sh"
+npmdir="$cache/npm"
 export PATH="$npmdir/node_modules/.bin:$PATH"
 
 cd "$root"

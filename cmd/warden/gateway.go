@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os/user"
 
 	"github.com/wardenmcp/warden/internal/config"
 	"github.com/wardenmcp/warden/internal/gateway"
+	"github.com/wardenmcp/warden/internal/seal"
 )
 
 // loadGateway reads the configuration and builds the gateway it describes.
@@ -16,7 +18,10 @@ func loadGateway(configPath string, logOut io.Writer, level slog.Level) (*gatewa
 		return nil, nil, nil, &exitError{exitUsage, err}
 	}
 	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
-	sealer := newTmpSealer()
+	sealer, err := seal.LoadOrCreate(cfg.StateKeyFile, seal.Options{})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("request-state key: %w", err)
+	}
 	principal := gateway.Principal{ID: "local"}
 	if u, err := user.Current(); err == nil {
 		principal.ID = "local:" + u.Username
