@@ -17,86 +17,181 @@ import (
 
 func (g *Gateway) forwardTool(rt *toolRoute) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		var res *mcp.CallToolResult
-		err := g.forward(ctx, rt.up, req.Session, req.Params.Meta, req.Params.RequestState, rt.upstream,
-			func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (err error) {
-				res, err = cs.CallTool(ctx, &mcp.CallToolParams{
-					Meta:           meta,
-					Name:           rt.upstream,
-					Arguments:      req.Params.Arguments,
-					InputResponses: req.Params.InputResponses,
-					RequestState:   state,
-				})
-				if err == nil && len(res.InputRequests) > 0 {
-					res.RequestState, err = g.sealState(rt.up, rt.upstream, res.RequestState)
-				}
-				return err
+		p := req.Params
+		t := target{up: rt.up, ss: req.Session, name: rt.upstream, meta: p.Meta, state: p.RequestState, responses: p.InputResponses}
+		return forward(g, ctx, t, toolRounds,
+			func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string, responses mcp.InputResponseMap) (*mcp.CallToolResult, error) {
+				return cs.CallTool(ctx, &mcp.CallToolParams{Meta: meta, Name: rt.upstream, Arguments: p.Arguments, InputResponses: responses, RequestState: state})
 			})
-		return res, err
 	}
 }
 
 func (g *Gateway) forwardPrompt(pr *promptRoute) mcp.PromptHandler {
 	return func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
-		var res *mcp.GetPromptResult
-		err := g.forward(ctx, pr.up, req.Session, req.Params.Meta, req.Params.RequestState, pr.upstream,
-			func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (err error) {
-				p := *req.Params
-				p.Meta, p.Name, p.RequestState = meta, pr.upstream, state
-				res, err = cs.GetPrompt(ctx, &p)
-				if err == nil && len(res.InputRequests) > 0 {
-					res.RequestState, err = g.sealState(pr.up, pr.upstream, res.RequestState)
-				}
-				return err
+		p := req.Params
+		t := target{up: pr.up, ss: req.Session, name: pr.upstream, meta: p.Meta, state: p.RequestState, responses: p.InputResponses}
+		return forward(g, ctx, t, promptRounds,
+			func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string, responses mcp.InputResponseMap) (*mcp.GetPromptResult, error) {
+				q := *p
+				q.Meta, q.Name, q.RequestState, q.InputResponses = meta, pr.upstream, state, responses
+				return cs.GetPrompt(ctx, &q)
 			})
-		return res, err
 	}
 }
 
 func (g *Gateway) forwardResource(up *upstream) mcp.ResourceHandler {
 	return func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
-		var res *mcp.ReadResourceResult
-		err := g.forward(ctx, up, req.Session, req.Params.Meta, req.Params.RequestState, req.Params.URI,
-			func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) (err error) {
-				p := *req.Params
-				p.Meta, p.RequestState = meta, state
-				res, err = cs.ReadResource(ctx, &p)
-				if err == nil && len(res.InputRequests) > 0 {
-					res.RequestState, err = g.sealState(up, req.Params.URI, res.RequestState)
-				}
-				return err
+		p := req.Params
+		t := target{up: up, ss: req.Session, name: p.URI, meta: p.Meta, state: p.RequestState, responses: p.InputResponses}
+		return forward(g, ctx, t, resourceRounds,
+			func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string, responses mcp.InputResponseMap) (*mcp.ReadResourceResult, error) {
+				q := *p
+				q.Meta, q.RequestState, q.InputResponses = meta, state, responses
+				return cs.ReadResource(ctx, &q)
 			})
-		return res, err
 	}
 }
 
-// forward runs one request against the upstream session the client uses,
-// with the client's _meta cleaned, its progress token mapped, the
-// request state it echoes opened, and a time limit.
-func (g *Gateway) forward(ctx context.Context, up *upstream, ss *mcp.ServerSession, meta mcp.Meta, state, name string,
-	do func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string) error) error {
-	call := callFrom(ctx)
-	stateless := call != nil && call.Stateless
-	upstreamState, err := g.openState(up, name, state)
-	if err != nil {
-		return err
-	}
-	cs, b, err := g.relay.acquire(ctx, up, ss, stateless)
-	if err != nil {
-		return &UpstreamError{Message: fmt.Sprintf("upstream %s is unavailable", up.name), Cause: err}
-	}
-	in := &inflight{ctx: ctx, ss: ss}
-	b.begin(in)
-	defer b.end(in)
-	meta, forget := g.relay.mapProgress(forwardedMeta(meta), in)
-	defer forget()
+// target is what a forwarded request is about.
+type target struct {
+	up        *upstream
+	ss        *mcp.ServerSession
+	name      string // the tool or prompt name at the upstream, or the resource URI
+	meta      mcp.Meta
+	state     string // the sealed requestState the client echoed, if any
+	responses mcp.InputResponseMap
+}
 
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout.D())
-	defer cancel()
-	err = do(ctx, cs, meta, upstreamState)
-	if err == nil {
-		return nil
+// rounds adapts one method's result type to multi-round-trip handling.
+type rounds[R any] struct {
+	// pending returns the result's input requests and its requestState field.
+	pending func(R) (mcp.InputRequestMap, *string)
+	// asking builds an input-required result.
+	asking func(mcp.InputRequestMap, string) R
+}
+
+var (
+	toolRounds = rounds[*mcp.CallToolResult]{
+		pending: func(r *mcp.CallToolResult) (mcp.InputRequestMap, *string) { return r.InputRequests, &r.RequestState },
+		asking: func(m mcp.InputRequestMap, s string) *mcp.CallToolResult {
+			return &mcp.CallToolResult{InputRequests: m, RequestState: s}
+		},
 	}
+	promptRounds = rounds[*mcp.GetPromptResult]{
+		pending: func(r *mcp.GetPromptResult) (mcp.InputRequestMap, *string) { return r.InputRequests, &r.RequestState },
+		asking: func(m mcp.InputRequestMap, s string) *mcp.GetPromptResult {
+			return &mcp.GetPromptResult{InputRequests: m, RequestState: s}
+		},
+	}
+	resourceRounds = rounds[*mcp.ReadResourceResult]{
+		pending: func(r *mcp.ReadResourceResult) (mcp.InputRequestMap, *string) {
+			return r.InputRequests, &r.RequestState
+		},
+		asking: func(m mcp.InputRequestMap, s string) *mcp.ReadResourceResult {
+			return &mcp.ReadResourceResult{InputRequests: m, RequestState: s}
+		},
+	}
+)
+
+// exchange performs one request on an upstream session.
+type exchange[R any] func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string, responses mcp.InputResponseMap) (R, error)
+
+// forward runs one request against the upstream session the client uses,
+// with the client's _meta cleaned, its progress token mapped, the request
+// state it echoes opened, and a time limit.
+//
+// A request from a client without a session (2026-07-28) cannot be sent
+// server-initiated requests; when its upstream asks for one (elicitation,
+// sampling, roots) mid-call, the question goes back to the client as an
+// input-required result and the upstream call waits for the answer
+// (bridge.go).
+func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do exchange[R]) (R, error) {
+	var zero R
+	call := callFrom(ctx)
+	st, err := g.openState(t.up, t.name, t.state)
+	if err != nil {
+		return zero, err
+	}
+	if st.Pending != "" {
+		return resume(g, ctx, call, st, t.responses, m)
+	}
+	stateless := call != nil && call.Stateless
+	// Upstream requests run on a context of their own: the client's carries
+	// protocol details of the client's revision, which the upstream session
+	// must not pick up. Cancellation still passes through.
+	upCtx, cancel := detached(ctx, g.cfg.CallTimeout.D())
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	cs, b, release, err := g.relay.acquire(upCtx, t.up, t.ss, stateless)
+	if err != nil {
+		return zero, &UpstreamError{Message: fmt.Sprintf("upstream %s is unavailable", t.up.name), Cause: err}
+	}
+	in := &inflight{ctx: ctx, ss: t.ss}
+	meta, forget := g.relay.mapProgress(forwardedMeta(t.meta), in)
+	if !stateless {
+		defer release()
+		b.begin(in)
+		defer b.end(in)
+		defer forget()
+		res, err := do(upCtx, cs, meta, st.State, t.responses)
+		return finish(g, t, m, res, err)
+	}
+
+	// The upstream call may outlive this client request while it waits for
+	// an answer to its question: it gets a context of its own.
+	cancel()
+	upCtx, cancelCall := detached(context.Background(), g.cfg.CallTimeout.D())
+	cancel = nil
+	pc := newPendingCall(t, call)
+	in.bridge = pc
+	pc.cancel = cancelCall
+	b.begin(in)
+	go func() {
+		defer cancelCall()
+		defer release()
+		defer b.end(in)
+		defer forget()
+		res, err := do(upCtx, cs, meta, st.State, t.responses)
+		pc.res, pc.err = res, err
+		close(pc.done)
+	}()
+	return await(g, ctx, pc, m)
+}
+
+// detached returns a context with no values of parent's, cancelled when
+// parent is or when timeout passes.
+func detached(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	stop := context.AfterFunc(parent, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// finish seals an upstream's own input-required state and maps errors.
+func finish[R any](g *Gateway, t target, m rounds[R], res R, err error) (R, error) {
+	var zero R
+	if err != nil {
+		return zero, g.upstreamErr(t.up, err)
+	}
+	if m.pending == nil {
+		return res, nil
+	}
+	if reqs, state := m.pending(res); len(reqs) > 0 {
+		sealed, err := g.sealState(requestState{Upstream: t.up.name, Name: t.name, State: *state})
+		if err != nil {
+			return zero, err
+		}
+		*state = sealed
+	}
+	return res, nil
+}
+
+func (g *Gateway) upstreamErr(up *upstream, err error) error {
 	var werr *jsonrpc.Error
 	if errors.As(err, &werr) {
 		return werr
@@ -130,12 +225,14 @@ func forwardedMeta(meta mcp.Meta) mcp.Meta {
 }
 
 // requestState is what Warden seals into the requestState it gives a
-// client: the upstream's own state, bound to the upstream and the name it
-// was issued for, so that a client cannot replay it elsewhere.
+// client: the upstream's own state, or the id of a call waiting for the
+// client's answer, bound to the upstream and the name it was issued for, so
+// that a client cannot replay it elsewhere.
 type requestState struct {
 	Upstream string `json:"u"`
 	Name     string `json:"n"`
-	State    string `json:"s"`
+	State    string `json:"s,omitempty"`
+	Pending  string `json:"p,omitempty"`
 }
 
 const (
@@ -143,29 +240,29 @@ const (
 	stateTTL     = 10 * time.Minute
 )
 
-func (g *Gateway) sealState(up *upstream, name, state string) (string, error) {
-	b, err := json.Marshal(requestState{Upstream: up.name, Name: name, State: state})
+func (g *Gateway) sealState(st requestState) (string, error) {
+	b, err := json.Marshal(st)
 	if err != nil {
 		return "", err
 	}
 	return g.sealer.Seal(statePurpose, b, stateTTL)
 }
 
-// openState returns the upstream's state from a sealed requestState; an
-// empty one stays empty. Tampered, expired or misdirected state is refused.
-func (g *Gateway) openState(up *upstream, name, token string) (string, error) {
+// openState opens a sealed requestState; an empty one stays empty.
+// Tampered, expired or misdirected state is refused.
+func (g *Gateway) openState(up *upstream, name, token string) (requestState, error) {
 	if token == "" {
-		return "", nil
+		return requestState{}, nil
 	}
 	b, err := g.sealer.Open(statePurpose, token)
 	if err != nil {
-		return "", &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: not issued by this gateway, altered, or expired"}
+		return requestState{}, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: not issued by this gateway, altered, or expired"}
 	}
 	var st requestState
 	if err := json.Unmarshal(b, &st); err != nil || st.Upstream != up.name || st.Name != name {
-		return "", &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: issued for a different request"}
+		return requestState{}, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: issued for a different request"}
 	}
-	return st.State, nil
+	return st, nil
 }
 
 // complete routes a completion request to the upstream that owns the
@@ -194,13 +291,12 @@ func (g *Gateway) complete(ctx context.Context, req *mcp.CompleteRequest) (*mcp.
 	if up == nil {
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "completion refers to no known prompt or resource"}
 	}
-	var res *mcp.CompleteResult
-	err := g.forward(ctx, up, req.Session, p.Meta, "", "", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, _ string) (err error) {
-		p.Meta = meta
-		res, err = cs.Complete(ctx, &p)
-		return err
-	})
-	return res, err
+	t := target{up: up, ss: req.Session, meta: p.Meta}
+	return forward(g, ctx, t, rounds[*mcp.CompleteResult]{},
+		func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, _ string, _ mcp.InputResponseMap) (*mcp.CompleteResult, error) {
+			p.Meta = meta
+			return cs.Complete(ctx, &p)
+		})
 }
 
 func (g *Gateway) resourceOwner(uri string) *upstream {
@@ -228,11 +324,14 @@ func (g *Gateway) subscribe(ctx context.Context, req *mcp.SubscribeRequest) erro
 	if up == nil {
 		return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "no upstream offers that resource"}
 	}
-	return g.forward(ctx, up, req.Session, req.Params.Meta, "", "", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, _ string) error {
-		p := *req.Params
-		p.Meta = meta
-		return cs.Subscribe(ctx, &p)
-	})
+	t := target{up: up, ss: req.Session, meta: req.Params.Meta}
+	_, err := forward(g, ctx, t, rounds[*struct{}]{},
+		func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, _ string, _ mcp.InputResponseMap) (*struct{}, error) {
+			p := *req.Params
+			p.Meta = meta
+			return nil, cs.Subscribe(ctx, &p)
+		})
+	return err
 }
 
 func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) error {
@@ -240,11 +339,14 @@ func (g *Gateway) unsubscribe(ctx context.Context, req *mcp.UnsubscribeRequest) 
 	if up == nil {
 		return &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "no upstream offers that resource"}
 	}
-	return g.forward(ctx, up, req.Session, req.Params.Meta, "", "", func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, _ string) error {
-		p := *req.Params
-		p.Meta = meta
-		return cs.Unsubscribe(ctx, &p)
-	})
+	t := target{up: up, ss: req.Session, meta: req.Params.Meta}
+	_, err := forward(g, ctx, t, rounds[*struct{}]{},
+		func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, _ string, _ mcp.InputResponseMap) (*struct{}, error) {
+			p := *req.Params
+			p.Meta = meta
+			return nil, cs.Unsubscribe(ctx, &p)
+		})
+	return err
 }
 
 // resourceUpdated tells subscribed clients that an upstream resource changed.

@@ -86,10 +86,12 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.catalog.Store(&catalog{})
 	for _, name := range opts.Config.UpstreamNames() {
-		up := &upstream{name: name, cfg: opts.Config.Upstreams[name], logger: opts.Logger}
-		opts, mw := g.relay.clientOptions(g, up)
-		up.client = mcp.NewClient(&mcp.Implementation{Name: "warden", Version: Version}, opts)
-		up.client.AddReceivingMiddleware(mw)
+		up := &upstream{name: name, cfg: opts.Config.Upstreams[name], logger: opts.Logger, idle: make(chan *pooled, maxIdle)}
+		impl := &mcp.Implementation{Name: "warden", Version: Version}
+		up.client = mcp.NewClient(impl, g.relay.clientOptions(g, up, true))
+		up.client.AddReceivingMiddleware(g.relay.relayRequests(up))
+		up.callClient = mcp.NewClient(impl, g.relay.clientOptions(g, up, false))
+		up.callClient.AddReceivingMiddleware(g.relay.relayRequests(up))
 		up.onReconnect = func(up *upstream) { g.refreshLater(up, anyList) }
 		g.upstreams = append(g.upstreams, up)
 	}

@@ -18,6 +18,9 @@ import (
 type inflight struct {
 	ctx context.Context
 	ss  *mcp.ServerSession
+	// bridge is set for clients without a session: questions from the
+	// upstream go back to them as input-required results.
+	bridge *pendingCall
 }
 
 // binding is what Warden knows about one upstream session: the client
@@ -46,21 +49,21 @@ func (b *binding) end(c *inflight) {
 
 // target picks where a server-initiated message goes: the only call in
 // flight, else the owning session, else nowhere (ambiguous).
-func (b *binding) target() (context.Context, *mcp.ServerSession, error) {
+func (b *binding) target() (*inflight, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.calls) == 1 {
 		for c := range b.calls {
-			return c.ctx, c.ss, nil
+			return c, nil
 		}
 	}
 	if b.owner != nil {
-		return context.Background(), b.owner, nil
+		return &inflight{ctx: context.Background(), ss: b.owner}, nil
 	}
 	if len(b.calls) == 0 {
-		return nil, nil, errors.New("no client request is in flight on this upstream session")
+		return nil, errors.New("no client request is in flight on this upstream session")
 	}
-	return nil, nil, errors.New("several client requests share this upstream session; cannot tell which one asked")
+	return nil, errors.New("several client requests share this upstream session; cannot tell which one asked")
 }
 
 // sessionConns holds the upstream sessions opened for one client session.
@@ -74,6 +77,7 @@ type relay struct {
 	bindings sync.Map // *mcp.ClientSession → *binding
 	sessions sync.Map // *mcp.ServerSession → *sessionConns
 	progress sync.Map // upstream progress token (string) → *progressRoute
+	pending  sync.Map // pending call id → *pendingCall (bridge.go)
 	nextTok  atomic.Uint64
 }
 
@@ -90,17 +94,27 @@ func (r *relay) bindingFor(cs *mcp.ClientSession, owner *mcp.ServerSession) *bin
 	return b.(*binding)
 }
 
-// acquire returns the upstream session a client request uses. Stateful
-// clients get their own session to each HTTP upstream, so that
-// subscriptions, logging levels and server-initiated requests stay theirs;
-// stdio upstreams and stateless clients share one session per upstream.
-func (r *relay) acquire(ctx context.Context, up *upstream, ss *mcp.ServerSession, shared bool) (*mcp.ClientSession, *binding, error) {
-	if shared || up.stdio() || ss == nil {
+// acquire returns the upstream session a client request uses and a
+// function to call when the request is done. Stateful clients get their own
+// session to each HTTP upstream, so that subscriptions, logging levels and
+// server-initiated requests stay theirs. Stateless clients borrow a pooled
+// session for the length of one request, so that anything the upstream
+// sends during it belongs to that request. Stdio upstreams are one process
+// with one shared session.
+func (r *relay) acquire(ctx context.Context, up *upstream, ss *mcp.ServerSession, stateless bool) (*mcp.ClientSession, *binding, func(), error) {
+	if up.stdio() || ss == nil {
 		cs, err := up.sharedSession(ctx)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return cs, r.bindingFor(cs, nil), nil
+		return cs, r.bindingFor(cs, nil), func() {}, nil
+	}
+	if stateless {
+		pc, err := up.borrow(ctx)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return pc.cs, r.bindingFor(pc.cs, nil), func() { up.giveBack(pc) }, nil
 	}
 	v, loaded := r.sessions.LoadOrStore(ss, &sessionConns{conns: map[string]*mcp.ClientSession{}})
 	sc := v.(*sessionConns)
@@ -113,11 +127,11 @@ func (r *relay) acquire(ctx context.Context, up *upstream, ss *mcp.ServerSession
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if cs, ok := sc.conns[up.name]; ok {
-		return cs, r.bindingFor(cs, ss), nil
+		return cs, r.bindingFor(cs, ss), func() {}, nil
 	}
-	cs, err := up.connect(ctx)
+	cs, err := up.connect(ctx, up.callClient)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sc.conns[up.name] = cs
 	b := r.bindingFor(cs, ss)
@@ -130,7 +144,7 @@ func (r *relay) acquire(ctx context.Context, up *upstream, ss *mcp.ServerSession
 		sc.mu.Unlock()
 		r.bindings.Delete(cs)
 	}()
-	return cs, b, nil
+	return cs, b, func() {}, nil
 }
 
 // closeSession closes the upstream sessions a client session opened.
@@ -168,38 +182,32 @@ func (r *relay) mapProgress(meta mcp.Meta, call *inflight) (mcp.Meta, func()) {
 }
 
 // clientOptions are the handlers through which an upstream reaches the
-// client whose request it is serving.
-func (r *relay) clientOptions(g *Gateway, up *upstream) (*mcp.ClientOptions, mcp.Middleware) {
-	target := func(cs *mcp.ClientSession) (context.Context, *mcp.ServerSession, error) {
+// client whose request it is serving. Only the shared session listens for
+// list changes (listChanges); sessions opened for one client do not.
+func (r *relay) clientOptions(g *Gateway, up *upstream, listChanges bool) *mcp.ClientOptions {
+	target := func(cs *mcp.ClientSession) (*inflight, error) {
 		v, ok := r.bindings.Load(cs)
 		if !ok {
-			return nil, nil, errors.New("no client is bound to this upstream session")
+			return nil, errors.New("no client is bound to this upstream session")
 		}
 		return v.(*binding).target()
 	}
-	elicit := func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-		cctx, ss, err := target(req.Session)
-		if err != nil {
-			return nil, fmt.Errorf("elicitation from upstream %s: %w", up.name, err)
-		}
-		return ss.Elicit(mergeCancel(cctx, ctx), req.Params)
-	}
-	return &mcp.ClientOptions{
-		Logger:             g.logger,
-		ElicitationHandler: elicit,
-		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-			cctx, ss, err := target(req.Session)
-			if err != nil {
-				return nil, fmt.Errorf("sampling from upstream %s: %w", up.name, err)
-			}
-			return ss.CreateMessage(mergeCancel(cctx, ctx), req.Params)
+	opts := &mcp.ClientOptions{
+		Logger: g.logger,
+		// The handlers for requests are never reached: relayRequests answers
+		// them first. They are set so that the capabilities are declared.
+		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			return nil, errors.New("unreachable")
+		},
+		CreateMessageHandler: func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			return nil, errors.New("unreachable")
 		},
 		LoggingMessageHandler: func(ctx context.Context, req *mcp.LoggingMessageRequest) {
-			cctx, ss, err := target(req.Session)
-			if err != nil {
+			in, err := target(req.Session)
+			if err != nil || in.bridge != nil {
 				return
 			}
-			_ = ss.Log(cctx, req.Params)
+			_ = in.ss.Log(in.ctx, req.Params)
 		},
 		ProgressNotificationHandler: func(ctx context.Context, req *mcp.ProgressNotificationClientRequest) {
 			key, _ := req.Params.ProgressToken.(string)
@@ -215,25 +223,69 @@ func (r *relay) clientOptions(g *Gateway, up *upstream) (*mcp.ClientOptions, mcp
 		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
 			g.resourceUpdated(ctx, req.Params)
 		},
-		ToolListChangedHandler:     func(context.Context, *mcp.ToolListChangedRequest) { g.refreshLater(up, toolList) },
-		PromptListChangedHandler:   func(context.Context, *mcp.PromptListChangedRequest) { g.refreshLater(up, promptList) },
-		ResourceListChangedHandler: func(context.Context, *mcp.ResourceListChangedRequest) { g.refreshLater(up, resourceList) },
 		// Input-required results are relayed to the client, not answered here.
 		MultiRoundTrip: &mcp.MultiRoundTripOptions{Disabled: true},
-	}, relayElicitation(elicit)
+	}
+	if listChanges {
+		opts.ToolListChangedHandler = func(context.Context, *mcp.ToolListChangedRequest) { g.refreshLater(up, toolList) }
+		opts.PromptListChangedHandler = func(context.Context, *mcp.PromptListChangedRequest) { g.refreshLater(up, promptList) }
+		opts.ResourceListChangedHandler = func(context.Context, *mcp.ResourceListChangedRequest) { g.refreshLater(up, resourceList) }
+	}
+	return opts
 }
 
-// relayElicitation hands elicitation requests to the client as they came:
-// the protocol layer would otherwise hold them to its own reading of the
-// schema rules, which is stricter than some clients' and would make Warden
-// refuse what the client accepts directly.
-func relayElicitation(elicit func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error)) mcp.Middleware {
+// relayRequests answers an upstream's requests to the client (elicitation,
+// sampling, roots) by asking the client whose request the upstream is
+// serving. It runs before the protocol layer's own handling, which would
+// hold elicitation schemas to a reading stricter than some clients' and
+// answer roots from a static list.
+func (r *relay) relayRequests(up *upstream) mcp.Middleware {
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-			if r, ok := req.(*mcp.ElicitRequest); ok && method == "elicitation/create" {
-				return elicit(ctx, r)
+			var question mcp.InputRequest
+			switch p := req.GetParams().(type) {
+			case *mcp.ElicitParams:
+				question = p
+			case *mcp.CreateMessageParams:
+				question = p
+			case *mcp.CreateMessageWithToolsParams:
+				question = p
+			case *mcp.ListRootsParams:
+				question = p
+			default:
+				return next(ctx, method, req)
 			}
-			return next(ctx, method, req)
+			cs, _ := req.GetSession().(*mcp.ClientSession)
+			v, ok := r.bindings.Load(cs)
+			if !ok {
+				return nil, fmt.Errorf("%s from upstream %s: no client is bound to this session", method, up.name)
+			}
+			in, err := v.(*binding).target()
+			if err != nil {
+				return nil, fmt.Errorf("%s from upstream %s: %w", method, up.name, err)
+			}
+			if in.bridge != nil {
+				answer, err := in.bridge.ask(ctx, question)
+				if err != nil {
+					return nil, err
+				}
+				res, ok := answer.(mcp.Result)
+				if !ok {
+					return nil, fmt.Errorf("%s from upstream %s: the client's answer has the wrong type", method, up.name)
+				}
+				return res, nil
+			}
+			cctx := mergeCancel(in.ctx, ctx)
+			switch p := question.(type) {
+			case *mcp.ElicitParams:
+				return in.ss.Elicit(cctx, p)
+			case *mcp.CreateMessageParams:
+				return in.ss.CreateMessage(cctx, p)
+			case *mcp.CreateMessageWithToolsParams:
+				return in.ss.CreateMessageWithTools(cctx, p)
+			default:
+				return in.ss.ListRoots(cctx, question.(*mcp.ListRootsParams))
+			}
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -21,10 +22,13 @@ import (
 // (used for listing, for stdio servers, and for stateless clients) and
 // restarts it with backoff when it ends.
 type upstream struct {
-	name   string
-	cfg    *config.Upstream
-	client *mcp.Client
-	logger *slog.Logger
+	name string
+	cfg  *config.Upstream
+	// client makes the shared session, which also listens for list
+	// changes; callClient makes the sessions opened for clients.
+	client     *mcp.Client
+	callClient *mcp.Client
+	logger     *slog.Logger
 	// onReconnect is called after a replacement shared session connects,
 	// so the catalog can be refreshed.
 	onReconnect func(*upstream)
@@ -35,7 +39,18 @@ type upstream struct {
 	retryAt time.Time // no reconnection attempt before this
 	backoff time.Duration
 	closed  bool
+
+	idle chan *pooled // sessions lent to stateless clients, one request at a time
 }
+
+// pooled is a session lent to one stateless request at a time.
+type pooled struct {
+	cs   *mcp.ClientSession
+	dead atomic.Bool
+}
+
+// maxIdle bounds the sessions kept for stateless clients between requests.
+const maxIdle = 32
 
 const (
 	minBackoff = 250 * time.Millisecond
@@ -77,15 +92,56 @@ func (u *upstream) transport() (mcp.Transport, error) {
 	}, nil
 }
 
-// connect opens a new session to the upstream.
-func (u *upstream) connect(ctx context.Context) (*mcp.ClientSession, error) {
+// borrow lends a session for one request: an idle one, or a new one.
+func (u *upstream) borrow(ctx context.Context) (*pooled, error) {
+	for {
+		select {
+		case p := <-u.idle:
+			if !p.dead.Load() {
+				return p, nil
+			}
+		default:
+			cs, err := u.connect(ctx, u.callClient)
+			if err != nil {
+				return nil, err
+			}
+			p := &pooled{cs: cs}
+			go func() {
+				_ = cs.Wait()
+				p.dead.Store(true)
+			}()
+			return p, nil
+		}
+	}
+}
+
+// giveBack returns a borrowed session, closing it when the pool is full.
+func (u *upstream) giveBack(p *pooled) {
+	if p.dead.Load() {
+		return
+	}
+	u.mu.Lock()
+	closed := u.closed
+	u.mu.Unlock()
+	if !closed {
+		select {
+		case u.idle <- p:
+			return
+		default:
+		}
+	}
+	_ = p.cs.Close()
+}
+
+// connect opens a new session to the upstream with the given client.
+func (u *upstream) connect(ctx context.Context, client *mcp.Client) (*mcp.ClientSession, error) {
 	t, err := u.transport()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.ConnectTimeout.D())
 	defer cancel()
-	cs, err := u.client.Connect(ctx, t, nil)
+	cs, err := client.Connect(ctx, t, nil)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to upstream %s: %w", u.name, err)
 	}
@@ -113,7 +169,7 @@ func (u *upstream) sharedSession(ctx context.Context) (*mcp.ClientSession, error
 	if u.failing != nil && time.Now().Before(u.retryAt) {
 		return nil, u.failing
 	}
-	cs, err := u.connect(ctx)
+	cs, err := u.connect(ctx, u.client)
 	if err != nil {
 		u.noteFailure(err)
 		return nil, err
@@ -174,7 +230,7 @@ func (u *upstream) watch(cs *mcp.ClientSession) {
 			u.mu.Unlock()
 			return
 		}
-		next, err := u.connect(context.Background())
+		next, err := u.connect(context.Background(), u.client)
 		if err != nil {
 			u.noteFailure(err)
 			u.mu.Unlock()
@@ -200,6 +256,14 @@ func (u *upstream) close() {
 	u.mu.Unlock()
 	if cs != nil {
 		_ = cs.Close()
+	}
+	for {
+		select {
+		case p := <-u.idle:
+			_ = p.cs.Close()
+		default:
+			return
+		}
 	}
 }
 
