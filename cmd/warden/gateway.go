@@ -1,36 +1,116 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os/user"
 
+	"github.com/wardenmcp/warden/internal/audit"
+	"github.com/wardenmcp/warden/internal/classify/sqlclass"
 	"github.com/wardenmcp/warden/internal/config"
 	"github.com/wardenmcp/warden/internal/gateway"
+	"github.com/wardenmcp/warden/internal/policy"
 	"github.com/wardenmcp/warden/internal/seal"
+	"github.com/wardenmcp/warden/internal/store/sqlite"
 )
 
-// loadGateway reads the configuration and builds the gateway it describes.
-func loadGateway(configPath string, logOut io.Writer, level slog.Level) (*gateway.Gateway, *config.Config, *slog.Logger, error) {
+// runtime is a gateway with everything it was built from, for the command
+// that runs it to close in order.
+type runtime struct {
+	cfg     *config.Config
+	logger  *slog.Logger
+	gateway *gateway.Gateway
+	policy  *policy.Holder // nil without a policy
+	closers []func() error // in the order to close them
+}
+
+// Close releases what build opened, last opened first.
+func (rt *runtime) Close() error {
+	var errs []error
+	for i := len(rt.closers) - 1; i >= 0; i-- {
+		errs = append(errs, rt.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// newPolicyCompiler is the policy compiler with Warden's classifier
+// functions: sql(text) for rules on database tools.
+func newPolicyCompiler() (*policy.Compiler, error) {
+	return policy.NewCompiler(policy.WithFunction("sql", func(s string) map[string]any {
+		return sqlclass.Classify(s).Map()
+	}))
+}
+
+// build reads the configuration and assembles the gateway it describes:
+// request-state sealing, policy, audit log.
+func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, error) {
 	cfg, err := config.Load(configPath)
 	if err != nil {
-		return nil, nil, nil, &exitError{exitUsage, err}
+		return nil, &exitError{exitUsage, err}
 	}
-	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))
+	rt := &runtime{cfg: cfg, logger: slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level}))}
+	fail := func(err error) (*runtime, error) {
+		_ = rt.Close()
+		return nil, err
+	}
 	sealer, err := seal.LoadOrCreate(cfg.StateKeyFile, seal.Options{})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("request-state key: %w", err)
+		return fail(fmt.Errorf("request-state key: %w", err))
 	}
-	principal := gateway.Principal{ID: "local"}
-	if u, err := user.Current(); err == nil {
-		principal.ID = "local:" + u.Username
+	opts := gateway.Options{Config: cfg, Logger: rt.logger, Sealer: sealer, Principal: stdioPrincipal(cfg)}
+
+	if cfg.Policy != "" {
+		compiler, err := newPolicyCompiler()
+		if err != nil {
+			return fail(err)
+		}
+		rt.policy, err = policy.NewHolder(compiler, cfg.Policy)
+		if err != nil {
+			return fail(&exitError{exitUsage, fmt.Errorf("policy: %w", err)})
+		}
+		opts.Policy = rt.policy
 	}
-	g, err := gateway.New(gateway.Options{Config: cfg, Logger: logger, Sealer: sealer, Principal: principal})
+	if !cfg.Audit.Disabled {
+		db, err := sqlite.Open(cfg.Store, rt.logger)
+		if err != nil {
+			return fail(fmt.Errorf("store: %w", err))
+		}
+		rt.closers = append(rt.closers, db.Close)
+		key, err := audit.LoadOrCreateKey(cfg.Audit.KeyFile)
+		if err != nil {
+			return fail(fmt.Errorf("audit key: %w", err))
+		}
+		log, err := audit.Open(db.Audit(), key, audit.Options{
+			CheckpointEvery:    cfg.Audit.CheckpointEvery,
+			CheckpointInterval: cfg.Audit.CheckpointInterval.D(),
+			Logger:             rt.logger,
+		})
+		if err != nil {
+			return fail(fmt.Errorf("audit log: %w", err))
+		}
+		rt.closers = append(rt.closers, log.Close)
+		opts.Audit = log
+	}
+	rt.gateway, err = gateway.New(opts)
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
 	}
-	return g, cfg, logger, nil
+	return rt, nil
+}
+
+// stdioPrincipal is the caller of `warden stdio`: the configured principal,
+// or the local user.
+func stdioPrincipal(cfg *config.Config) gateway.Principal {
+	if p := cfg.StdioPrincipal; p != nil {
+		return gateway.Principal{ID: p.ID, Roles: p.Roles, Tenant: p.Tenant, Clearance: p.Clearance}
+	}
+	p := gateway.Principal{ID: "local"}
+	if u, err := user.Current(); err == nil {
+		p.ID = "local:" + u.Username
+	}
+	return p
 }
 
 func logLevel(verbose bool) slog.Level {

@@ -59,6 +59,7 @@ Start with 'warden serve --config FILE' (Streamable HTTP) or
 	root.AddCommand(
 		newServeCmd(),
 		newStdioCmd(),
+		newSQLCmd(),
 	)
 	return root
 }

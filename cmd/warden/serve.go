@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,24 +33,36 @@ flight up to shutdown_timeout to finish.`,
 			if configPath == "" {
 				return &exitError{exitUsage, errors.New("--config is required")}
 			}
-			g, cfg, logger, err := loadGateway(configPath, cmd.ErrOrStderr(), logLevel(verbose))
+			rt, err := build(configPath, cmd.ErrOrStderr(), logLevel(verbose))
 			if err != nil {
 				return err
 			}
+			defer rt.Close()
 			if listen != "" {
-				cfg.Listen = listen
+				rt.cfg.Listen = listen
 			}
-			ln, err := net.Listen("tcp", cfg.Listen)
+			ln, err := net.Listen("tcp", rt.cfg.Listen)
 			if err != nil {
 				return fmt.Errorf("listening: %w", err)
 			}
-			return serve(cmd.Context(), ln, g, cfg.ShutdownTimeout.D(), logger.Info)
+			if rt.policy != nil {
+				go rt.policy.Watch(cmd.Context(), time.Second, reloadSignal(cmd.Context()), rt.logger)
+			}
+			return serve(cmd.Context(), ln, rt.gateway, rt.cfg.ShutdownTimeout.D(), rt.logger.Info)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "configuration file (YAML)")
 	cmd.Flags().StringVar(&listen, "listen", "", "override the configured listen address (host:port)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log debug detail")
 	return cmd
+}
+
+// reloadSignal delivers SIGHUP, which asks for the policy to be reloaded.
+func reloadSignal(ctx context.Context) <-chan os.Signal {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	context.AfterFunc(ctx, func() { signal.Stop(ch) })
+	return ch
 }
 
 // gatewayServer is what serve needs of a gateway.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -23,18 +24,22 @@ The caller is the local user, or the principal named in the configuration.`,
 			if configPath == "" {
 				return &exitError{exitUsage, errors.New("--config is required")}
 			}
-			g, cfg, _, err := loadGateway(configPath, cmd.ErrOrStderr(), logLevel(verbose))
+			rt, err := build(configPath, cmd.ErrOrStderr(), logLevel(verbose))
 			if err != nil {
 				return err
 			}
+			defer rt.Close()
 			ctx := cmd.Context()
-			if err := g.Start(ctx); err != nil {
+			if rt.policy != nil {
+				go rt.policy.Watch(ctx, time.Second, reloadSignal(ctx), rt.logger)
+			}
+			if err := rt.gateway.Start(ctx); err != nil {
 				return err
 			}
-			serveErr := g.ServeStdio(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+			serveErr := rt.gateway.ServeStdio(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
+			sctx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout.D())
 			defer cancel()
-			return errors.Join(serveErr, g.Close(sctx))
+			return errors.Join(serveErr, rt.gateway.Close(sctx))
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "configuration file (YAML)")

@@ -48,8 +48,57 @@ type Config struct {
 	// prefixes their tools: "<name>.<tool>".
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
 
+	// Policy is the policy file, or a directory of *.yaml policy files,
+	// relative to this file. Empty means no policy: only the upstreams'
+	// allow_tools lists decide.
+	Policy string `yaml:"policy"`
+	// Store is the embedded database file (SQLite) that holds the audit
+	// log and Warden's other state. Default "warden.db" beside this file.
+	Store string `yaml:"store"`
+	// Audit configures the tamper-evident audit log.
+	Audit Audit `yaml:"audit"`
+	// Catalog is the operator's word on each tool, by exposed name
+	// ("shop.refund_order"): its risk and labels. Upstream annotations are
+	// only hints; this is the truth policy reads as tool.risk and
+	// tool.labels.
+	Catalog map[string]CatalogEntry `yaml:"catalog"`
+	// StdioPrincipal is the caller of `warden stdio`. Default: the local
+	// user, with no roles.
+	StdioPrincipal *Principal `yaml:"stdio_principal"`
+
 	// dir is the directory of the config file; relative paths resolve here.
 	dir string
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// Disabled turns the audit log off. It is on by default.
+	Disabled bool `yaml:"disabled"`
+	// KeyFile holds the Ed25519 key that signs checkpoints; created (0600)
+	// when missing. Default: the store file's name + ".audit-key".
+	KeyFile string `yaml:"key_file"`
+	// CheckpointEvery is how many records lie between signed checkpoints.
+	// 0 means 1000.
+	CheckpointEvery int `yaml:"checkpoint_every"`
+	// CheckpointInterval is the longest time between checkpoints while
+	// records are written. 0 means one minute.
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+}
+
+// CatalogEntry is the operator's description of one tool.
+type CatalogEntry struct {
+	// Risk is one of read, write, destructive, egress.
+	Risk string `yaml:"risk"`
+	// Labels are free-form tags rules can test.
+	Labels []string `yaml:"labels"`
+}
+
+// Principal names a caller and what it holds.
+type Principal struct {
+	ID        string   `yaml:"id"`
+	Roles     []string `yaml:"roles"`
+	Tenant    string   `yaml:"tenant"`
+	Clearance string   `yaml:"clearance"`
 }
 
 // Limits bound the size and shape of client messages.
@@ -165,6 +214,17 @@ func (c *Config) setDefaults() {
 		c.StateKeyFile = "warden-state.key"
 	}
 	c.StateKeyFile = c.Resolve(c.StateKeyFile)
+	if c.Store == "" {
+		c.Store = "warden.db"
+	}
+	c.Store = c.Resolve(c.Store)
+	if c.Audit.KeyFile == "" {
+		c.Audit.KeyFile = c.Store + ".audit-key"
+	}
+	c.Audit.KeyFile = c.Resolve(c.Audit.KeyFile)
+	if c.Policy != "" {
+		c.Policy = c.Resolve(c.Policy)
+	}
 	for _, u := range c.Upstreams {
 		if u == nil {
 			continue
@@ -226,6 +286,13 @@ func (c *Config) validate() error {
 		}
 		if u.Unprefixed {
 			unprefixed++
+		}
+	}
+	for name, e := range c.Catalog {
+		switch e.Risk {
+		case "", "read", "write", "destructive", "egress":
+		default:
+			errs = append(errs, fmt.Errorf("catalog.%s.risk %q is not one of read, write, destructive, egress", name, e.Risk))
 		}
 	}
 	if unprefixed > 1 {

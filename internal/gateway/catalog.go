@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wardenmcp/warden/internal/argschema"
 )
 
 // listing is what one upstream offers, as it last listed it.
@@ -20,6 +22,10 @@ type toolRoute struct {
 	up       *upstream
 	upstream string    // the tool's name at the upstream
 	exposed  *mcp.Tool // the definition clients see
+	// schema is the upstream's inputSchema, compiled; schemaErr says why
+	// it could not be, and then the tool cannot be called.
+	schema    *argschema.Schema
+	schemaErr error
 }
 
 type promptRoute struct {
@@ -80,7 +86,9 @@ func buildCatalog(ups []*upstream, lists map[string]*listing) (*catalog, []error
 				collide("tool", name, prev.up, up)
 				continue
 			}
-			c.tools[name] = &toolRoute{up: up, upstream: t.Name, exposed: exposeTool(t, name)}
+			rt := &toolRoute{up: up, upstream: t.Name, exposed: exposeTool(t, name)}
+			rt.schema, rt.schemaErr = compileInputSchema(t.InputSchema)
+			c.tools[name] = rt
 		}
 		for _, p := range l.prompts {
 			name := exposedName(up, p.Name)
@@ -108,6 +116,19 @@ func buildCatalog(ups []*upstream, lists map[string]*listing) (*catalog, []error
 		}
 	}
 	return c, errs
+}
+
+// compileInputSchema compiles a tool's inputSchema as the upstream gave it.
+// A missing schema accepts any object.
+func compileInputSchema(s any) (*argschema.Schema, error) {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	if string(raw) == "null" {
+		raw = []byte(`{"type":"object"}`)
+	}
+	return argschema.CompileUpstream(raw)
 }
 
 // exposeTool copies an upstream tool under its exposed name, with an input

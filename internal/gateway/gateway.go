@@ -16,7 +16,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/config"
+	"github.com/wardenmcp/warden/internal/policy"
 )
 
 // Version is reported to clients and upstreams as Warden's implementation
@@ -37,6 +39,27 @@ type Options struct {
 	Sealer Sealer
 	// Principal is the identity of a stdio client (the local user).
 	Principal Principal
+	// Policy decides calls. Nil means only the upstreams' allow_tools
+	// lists decide.
+	Policy PolicySource
+	// Audit records every decision and outcome. Nil means decisions are
+	// only logged.
+	Audit Auditor
+	// Authn authenticates HTTP callers. Nil means every HTTP caller is
+	// "anonymous".
+	Authn Authenticator
+}
+
+// PolicySource returns the policy in force; it may change between calls
+// (live reload).
+type PolicySource interface {
+	Policy() *policy.Policy
+}
+
+// Auditor appends a record durably: when Append returns nil, the record
+// is on disk.
+type Auditor interface {
+	Append(ctx context.Context, r audit.Record) (uint64, error)
 }
 
 // Gateway relays MCP between clients and upstream servers.
@@ -45,6 +68,11 @@ type Gateway struct {
 	logger    *slog.Logger
 	sealer    Sealer
 	principal Principal
+	policy    PolicySource
+	audit     Auditor
+	authn     Authenticator
+	// principals carries HTTP callers from the front to the pipeline.
+	principals principalTable
 
 	upstreams []*upstream // in name order
 	relay     relay
@@ -82,6 +110,9 @@ func New(opts Options) (*Gateway, error) {
 		logger:    opts.Logger,
 		sealer:    opts.Sealer,
 		principal: opts.Principal,
+		policy:    opts.Policy,
+		audit:     opts.Audit,
+		authn:     opts.Authn,
 		listings:  map[string]*listing{},
 	}
 	g.catalog.Store(&catalog{})

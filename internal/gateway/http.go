@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -41,6 +42,8 @@ type front struct {
 }
 
 func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Only the front may say who the caller is.
+	r.Header.Del(principalHeader)
 	if err := f.checkHost(r); err != nil {
 		http.Error(w, "Forbidden: "+err.Error(), http.StatusForbidden)
 		return
@@ -69,11 +72,71 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 	}
+	f.g.authenticate(w, r, f.dispatch)
+}
+
+// dispatch hands an authenticated request to the handler for its revision,
+// with the principal attached for the identify stage.
+func (f *front) dispatch(w http.ResponseWriter, r *http.Request, p Principal) {
+	ref, done := f.g.principals.put(p)
+	defer done()
+	r.Header.Set(principalHeader, ref)
 	if v := r.Header.Get("Mcp-Protocol-Version"); v >= firstStatelessRevision {
 		f.stateless.ServeHTTP(w, r)
 		return
 	}
 	f.stateful.ServeHTTP(w, r)
+}
+
+// authenticate establishes the caller of an HTTP request and calls next,
+// or answers 401 itself. Without an authenticator every caller is the
+// anonymous principal.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request, Principal)) {
+	if g.authn == nil {
+		next(w, r, Principal{ID: "anonymous"})
+		return
+	}
+	g.authn.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := g.authn.Principal(r)
+		if !ok {
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next(w, r, p)
+	})).ServeHTTP(w, r)
+}
+
+// Authenticator establishes who sends an HTTP request: Middleware answers
+// unauthenticated requests itself, and Principal reads the caller from a
+// request Middleware let through.
+type Authenticator interface {
+	Middleware(next http.Handler) http.Handler
+	Principal(r *http.Request) (Principal, bool)
+}
+
+// principalHeader carries a reference to the authenticated principal from
+// the HTTP front to the identify stage. Clients cannot set it: the front
+// deletes it from every request first.
+const principalHeader = "X-Warden-Principal-Ref"
+
+// principalTable holds the principals of HTTP requests in flight.
+type principalTable struct{ m sync.Map }
+
+func (t *principalTable) put(p Principal) (ref string, done func()) {
+	ref = newID()
+	t.m.Store(ref, p)
+	return ref, func() { t.m.Delete(ref) }
+}
+
+func (t *principalTable) lookup(ref string) (Principal, bool) {
+	if ref == "" {
+		return Principal{}, false
+	}
+	v, ok := t.m.Load(ref)
+	if !ok {
+		return Principal{}, false
+	}
+	return v.(Principal), true
 }
 
 // checkHost refuses Host headers that a DNS-rebinding attack would send: on

@@ -4,19 +4,25 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wardenmcp/warden/internal/argschema"
+	"github.com/wardenmcp/warden/internal/audit"
+	"github.com/wardenmcp/warden/internal/policy"
 )
 
 // The request path. Every client request that could reach an upstream
 // passes these stages in this order; a stage returns an error to stop the
 // call, and only respond turns errors into what the client sees.
 //
-//	identify → route → decide → execute → filter → record
+//	identify → route → validate → decide → [record decision] → execute → filter → record outcome
 //
 // Protocol plumbing that Warden answers itself (initialize, ping,
 // notifications, logging level) skips the stages: it reaches no upstream.
@@ -35,7 +41,7 @@ func (g *Gateway) pipeline(stateless bool) mcp.Middleware {
 			call := &Call{ID: newID(), Method: method, Stateless: stateless, Started: time.Now(), request: req}
 			ctx = withCall(ctx, call)
 			res, err := g.run(ctx, call, next)
-			g.record(call, res, err)
+			g.recordOutcome(ctx, call, res, err)
 			return g.respond(call, res, err)
 		}
 	}
@@ -59,7 +65,9 @@ func (g *Gateway) run(ctx context.Context, call *Call, next mcp.MethodHandler) (
 	for _, stage := range []func(context.Context, *Call) error{
 		g.identify,
 		g.route,
+		g.validate,
 		g.decide,
+		g.recordDecision,
 	} {
 		if err := stage(ctx, call); err != nil {
 			return nil, err
@@ -72,11 +80,16 @@ func (g *Gateway) run(ctx context.Context, call *Call, next mcp.MethodHandler) (
 	return g.filter(ctx, call, res)
 }
 
-// identify establishes who is calling.
+// identify establishes who is calling: the principal the HTTP front
+// authenticated, or the configured principal of a stdio client.
 func (g *Gateway) identify(ctx context.Context, call *Call) error {
 	if extra := call.request.GetExtra(); extra != nil && extra.Header != nil {
 		call.Transport = "http"
-		call.Principal = Principal{ID: "anonymous"}
+		p, ok := g.principals.lookup(extra.Header.Get(principalHeader))
+		if !ok {
+			return &Denial{Rule: "identity", Reason: "the caller is not authenticated"}
+		}
+		call.Principal = p
 		return nil
 	}
 	call.Transport = "stdio"
@@ -103,51 +116,205 @@ func (g *Gateway) route(ctx context.Context, call *Call) error {
 		}
 	case *mcp.ReadResourceParams:
 		call.Name = p.URI
-		if rr, ok := cat.resources[p.URI]; ok {
-			call.Upstream = rr.up.name
+		if up := g.resourceOwner(p.URI); up != nil {
+			call.Upstream = up.name
 		}
 	}
 	return nil
 }
 
-// decide applies the configured allow-lists: a tool is callable only when
-// its upstream's allow_tools names it (or "*").
-func (g *Gateway) decide(ctx context.Context, call *Call) error {
+// validate checks a tool call's arguments before any rule sees them:
+// strictly decoded (no duplicate keys, exact numbers, bounded depth), then
+// held to the upstream's input schema and the policy's stricter overlay.
+// The re-encoded value is what is forwarded, never the client's bytes.
+func (g *Gateway) validate(ctx context.Context, call *Call) error {
 	if call.tool == nil {
-		call.Decision = Decision{Effect: EffectAllow, Rule: "method"}
 		return nil
 	}
-	if !call.tool.up.cfg.Allows(call.tool.upstream) {
-		call.Decision = Decision{Effect: EffectDeny, Rule: "allow-list", Reason: fmt.Sprintf("tool %q is not in upstream %s's allow_tools", call.Name, call.tool.up.name)}
-		return &Denial{Rule: call.Decision.Rule, Reason: call.Decision.Reason}
+	p := call.request.GetParams().(*mcp.CallToolParamsRaw)
+	raw := []byte(p.Arguments)
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = []byte("{}")
 	}
-	call.Decision = Decision{Effect: EffectAllow, Rule: "allow-list"}
+	v, err := argschema.DecodeStrict(raw, g.cfg.Limits.MaxDepth)
+	if err != nil {
+		return &Denial{Rule: policy.RuleInput, Reason: "arguments: " + err.Error()}
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return &Denial{Rule: policy.RuleInput, Reason: "arguments must be a JSON object"}
+	}
+	if call.tool.schemaErr != nil {
+		return &Denial{Rule: policy.RuleInput, Reason: "the tool's input schema is not usable, so it cannot be called",
+			cause: call.tool.schemaErr}
+	}
+	if err := call.tool.schema.Validate(v); err != nil {
+		return &Denial{Rule: policy.RuleInput, Reason: "arguments: " + err.Error()}
+	}
+	if pol := g.currentPolicy(); pol != nil {
+		if err := pol.CheckArgs(call.Name, v); err != nil {
+			return &Denial{Rule: policy.RuleInput, Reason: "arguments: " + err.Error()}
+		}
+	}
+	enc, err := argschema.Encode(v)
+	if err != nil {
+		return &Denial{Rule: policy.RuleInput, Reason: "arguments cannot be re-encoded", cause: err}
+	}
+	call.args, call.argsJSON = v, enc
+	p.Arguments = enc
+	return nil
+}
+
+// decide asks the policy. The upstream's allow_tools list is checked first:
+// it bounds what any policy can allow.
+func (g *Gateway) decide(ctx context.Context, call *Call) error {
+	if call.tool != nil && !call.tool.up.cfg.Allows(call.tool.upstream) {
+		call.Decision = Decision{Effect: EffectDeny, Rules: []string{"allow-list"},
+			Reason: fmt.Sprintf("tool %q is not in upstream %s's allow_tools", call.Name, call.tool.up.name)}
+		return call.Decision.denial()
+	}
+	pol := g.currentPolicy()
+	if pol == nil {
+		call.Decision = Decision{Effect: EffectAllow, Rules: []string{"allow-list"}}
+		return nil
+	}
+	d := pol.Decide(g.policyInput(call))
+	call.Decision = Decision{
+		Effect: d.Effect.String(), Rules: d.Rules, Reason: d.Reason, PolicyVersion: d.PolicyVersion,
+		Shadowed: d.Shadowed, err: d.Err,
+	}
+	if d.Shadowed {
+		call.Decision.Reason = fmt.Sprintf("shadow mode: would be %s by %s: %s", d.WouldBe, strings.Join(d.ShadowRules, ","), d.ShadowReason)
+	}
+	switch d.Effect {
+	case policy.Allow:
+		return nil
+	case policy.Confirm:
+		call.Decision.Reason = "requires confirmation by the user, which this deployment cannot ask for: " + d.Reason
+	case policy.Approve:
+		call.Decision.Reason = "requires approval, which this deployment cannot ask for: " + d.Reason
+	}
+	return call.Decision.denial()
+}
+
+func (g *Gateway) currentPolicy() *policy.Policy {
+	if g.policy == nil {
+		return nil
+	}
+	return g.policy.Policy()
+}
+
+// policyInput describes the call in the policy's terms.
+func (g *Gateway) policyInput(call *Call) *policy.Input {
+	in := &policy.Input{
+		Method: call.Method,
+		Principal: policy.Principal{
+			ID: call.Principal.ID, Roles: call.Principal.Roles, Tenant: call.Principal.Tenant,
+			Clearance: call.Principal.Clearance, Claims: call.Principal.Claims,
+		},
+		Args:    call.args,
+		Request: policy.Request{Time: call.Started, Transport: call.Transport},
+	}
+	switch call.Method {
+	case "tools/call":
+		in.Tool = call.Name
+		in.ToolInfo = policy.ToolInfo{Name: call.Name, Server: call.Upstream}
+		if e, ok := g.cfg.Catalog[call.Name]; ok {
+			in.ToolInfo.Risk, in.ToolInfo.Labels = e.Risk, e.Labels
+		}
+		if a := call.tool.exposed.Annotations; a != nil {
+			in.ToolInfo.Annotations = annotationMap(a)
+		}
+	case "resources/read", "resources/subscribe", "resources/unsubscribe":
+		in.Resource = call.Name
+	case "prompts/get":
+		in.Prompt = call.Name
+		if p, ok := call.request.GetParams().(*mcp.GetPromptParams); ok {
+			args := make(map[string]any, len(p.Arguments))
+			for k, v := range p.Arguments {
+				args[k] = v
+			}
+			in.Args = args
+		}
+	}
+	return in
+}
+
+func annotationMap(a *mcp.ToolAnnotations) map[string]any {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// recordDecision writes the decision to the audit log before anything is
+// forwarded. If it cannot be written, the call does not proceed.
+func (g *Gateway) recordDecision(ctx context.Context, call *Call) error {
+	if g.audit == nil {
+		return nil
+	}
+	rec := g.auditRecord(call, audit.KindDecision)
+	rec.Status = "allowed"
+	if _, err := g.audit.Append(ctx, rec); err != nil {
+		return &Denial{Rule: "audit", Reason: "the audit log cannot record this call, so it is refused", cause: err}
+	}
+	call.recorded = true
 	return nil
 }
 
 // execute hands the call to the protocol layer, whose handlers forward it
 // to the upstream (forward.go).
 func (g *Gateway) execute(ctx context.Context, call *Call, next mcp.MethodHandler) (mcp.Result, error) {
+	start := time.Now()
+	defer func() { call.UpstreamLatency = time.Since(start) }()
 	return next(ctx, call.Method, call.request)
 }
 
 // filter removes from list results what the caller may not use.
 func (g *Gateway) filter(ctx context.Context, call *Call, res mcp.Result) (mcp.Result, error) {
-	if r, ok := res.(*mcp.ListToolsResult); ok {
-		cat := g.catalog.Load()
+	pol := g.currentPolicy()
+	var principal policy.Principal
+	if pol != nil {
+		principal = policy.Principal{ID: call.Principal.ID, Roles: call.Principal.Roles, Tenant: call.Principal.Tenant,
+			Clearance: call.Principal.Clearance, Claims: call.Principal.Claims}
+	}
+	visible := func(kind policy.Kind, name string) bool { return pol == nil || pol.Visible(principal, kind, name) }
+	cat := g.catalog.Load()
+	switch r := res.(type) {
+	case *mcp.ListToolsResult:
 		kept := r.Tools[:0]
 		for _, t := range r.Tools {
-			if rt, ok := cat.tools[t.Name]; ok && rt.up.cfg.Allows(rt.upstream) {
+			if rt, ok := cat.tools[t.Name]; ok && rt.up.cfg.Allows(rt.upstream) && visible(policy.KindTool, t.Name) {
 				kept = append(kept, t)
 			}
 		}
 		r.Tools = kept
+	case *mcp.ListPromptsResult:
+		kept := r.Prompts[:0]
+		for _, p := range r.Prompts {
+			if visible(policy.KindPrompt, p.Name) {
+				kept = append(kept, p)
+			}
+		}
+		r.Prompts = kept
+	case *mcp.ListResourcesResult:
+		kept := r.Resources[:0]
+		for _, rs := range r.Resources {
+			if visible(policy.KindResource, rs.URI) {
+				kept = append(kept, rs)
+			}
+		}
+		r.Resources = kept
 	}
 	return res, nil
 }
 
-// record writes what happened to the log.
-func (g *Gateway) record(call *Call, res mcp.Result, err error) {
+// recordOutcome writes what happened: a denial's decision record (nothing
+// was forwarded, so nothing was recorded yet), or the outcome of a call
+// that ran. Failures are logged: the client already has its answer.
+func (g *Gateway) recordOutcome(ctx context.Context, call *Call, res mcp.Result, err error) {
 	status := "ok"
 	var d *Denial
 	switch {
@@ -161,8 +328,90 @@ func (g *Gateway) record(call *Call, res mcp.Result, err error) {
 	g.logger.Info("call",
 		"id", call.ID, "method", call.Method, "name", call.Name, "upstream", call.Upstream,
 		"principal", call.Principal.ID, "transport", call.Transport,
-		"effect", call.Decision.Effect, "rule", call.Decision.Rule,
-		"status", status, "latency_us", time.Since(call.Started).Microseconds(), "err", err)
+		"effect", call.Decision.Effect, "rules", call.Decision.Rules, "shadow", call.Decision.Shadowed,
+		"status", status, "latency_us", time.Since(call.Started).Microseconds(), "err", err, "policy_err", call.Decision.err)
+	if g.audit == nil {
+		return
+	}
+	kind := audit.KindOutcome
+	if !call.recorded {
+		kind = audit.KindDecision
+	}
+	rec := g.auditRecord(call, kind)
+	rec.Status = status
+	rec.LatencyUS = call.UpstreamLatency.Microseconds()
+	if d != nil && call.Decision.Effect == "" {
+		rec.Decision, rec.Rules, rec.Reason = audit.DecisionDeny, []string{d.Rule}, d.Reason
+	}
+	if _, aerr := g.audit.Append(context.WithoutCancel(ctx), rec); aerr != nil {
+		g.logger.Error("audit append failed", "id", call.ID, "err", aerr)
+	}
+}
+
+func (g *Gateway) auditRecord(call *Call, kind audit.Kind) audit.Record {
+	rec := audit.Record{
+		Kind:          kind,
+		Time:          time.Now(),
+		DecisionID:    call.ID,
+		RequestID:     requestID(call),
+		Principal:     call.Principal.ID,
+		Method:        call.Method,
+		Tool:          call.Name,
+		Decision:      audit.Decision(call.Decision.Effect),
+		Rules:         call.Decision.Rules,
+		Reason:        call.Decision.Reason,
+		PolicyVersion: call.Decision.PolicyVersion,
+		Upstream:      call.Upstream,
+		Shadow:        call.Decision.Shadowed,
+	}
+	if ss, ok := call.request.GetSession().(*mcp.ServerSession); ok && ss != nil {
+		rec.Session = ss.ID()
+	}
+	if call.args != nil {
+		if b, err := json.Marshal(redactSecrets(call.args)); err == nil {
+			rec.Args = b
+		}
+	}
+	return rec
+}
+
+// requestID is empty: the protocol layer does not expose JSON-RPC ids to
+// middleware; the decision id identifies the call.
+func requestID(*Call) string { return "" }
+
+// secretKey reports argument names whose values are never written to the
+// audit log.
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range []string{"password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credential", "private_key"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactSecrets copies v with the values of secret-looking keys replaced.
+func redactSecrets(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			if secretKey(k) {
+				out[k] = "[REDACTED]"
+			} else {
+				out[k] = redactSecrets(x)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = redactSecrets(x)
+		}
+		return out
+	}
+	return v
 }
 
 func isToolError(res mcp.Result) bool {
@@ -206,18 +455,22 @@ func (g *Gateway) respond(call *Call, res mcp.Result, err error) (mcp.Result, er
 
 // Call is one client request on its way through the pipeline.
 type Call struct {
-	ID        string // quoted to the client in denials and errors
-	Method    string
-	Name      string // tool or prompt name, or resource URI
-	Upstream  string
-	Transport string // "http" or "stdio"
-	Stateless bool   // a 2026-07-28 request without a session
-	Principal Principal
-	Decision  Decision
-	Started   time.Time
+	ID              string // quoted to the client in denials and errors
+	Method          string
+	Name            string // tool or prompt name, or resource URI
+	Upstream        string
+	Transport       string // "http" or "stdio"
+	Stateless       bool   // a 2026-07-28 request without a session
+	Principal       Principal
+	Decision        Decision
+	Started         time.Time
+	UpstreamLatency time.Duration
 
-	request mcp.Request
-	tool    *toolRoute
+	request  mcp.Request
+	tool     *toolRoute
+	args     any    // validated arguments
+	argsJSON []byte // their canonical encoding, as forwarded
+	recorded bool   // the decision record is written
 }
 
 // Principal is who is calling.
@@ -226,6 +479,7 @@ type Principal struct {
 	Roles     []string
 	Tenant    string
 	Clearance string
+	Claims    map[string]any
 }
 
 // Effects of a decision.
@@ -234,20 +488,33 @@ const (
 	EffectDeny  = "deny"
 )
 
-// Decision is the outcome of the decide stage and the rule behind it.
+// Decision is the outcome of the decide stage and the rules behind it.
 type Decision struct {
-	Effect string
-	Rule   string
-	Reason string
+	Effect        string
+	Rules         []string
+	Reason        string
+	PolicyVersion string
+	Shadowed      bool
+	err           error // evaluation problems, for the log only
+}
+
+func (d Decision) denial() *Denial {
+	return &Denial{Rule: strings.Join(d.Rules, ","), Reason: d.Reason}
 }
 
 // Denial stops a call: the rule that refused it and a reason safe to show.
 type Denial struct {
 	Rule   string
 	Reason string
+	cause  error // for the log only
 }
 
-func (d *Denial) Error() string { return "denied by " + d.Rule + ": " + d.Reason }
+func (d *Denial) Error() string {
+	if d.cause != nil {
+		return "denied by " + d.Rule + ": " + d.Reason + ": " + d.cause.Error()
+	}
+	return "denied by " + d.Rule + ": " + d.Reason
+}
 
 // UpstreamError is a failure to reach or hear from an upstream: Message is
 // safe for the client, Cause is for the log.
