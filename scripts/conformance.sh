@@ -12,7 +12,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache="${WARDEN_CACHE:-$root/.cache}"
-modes="${MODES:-stateful stateless}"
+modes="${MODES:-stateful stateless stateful+policy stateless+policy}"
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -57,10 +57,19 @@ passing_scenarios() { sed -n 's/^✓ \([^:]*\): [0-9]* passed, 0 failed.*/\1/p' 
 
 status=0
 for mode in $modes; do
+	# A "+policy" mode runs Warden with a policy that allows the suite's
+	# tools, a caller identity, and the audit log on; afterwards the audit
+	# chain must verify.
+	policy=""
 	case $mode in
-	stateful) server_flags=(-stateless=false); suite_flags=() ;;
-	stateless) server_flags=(); suite_flags=(--suite all --spec-version 2026-07-28) ;;
+	stateful | stateful+policy) server_flags=(-stateless=false); suite_flags=() ;;
+	stateless | stateless+policy) server_flags=(); suite_flags=(--suite all --spec-version 2026-07-28) ;;
 	*) echo "unknown mode $mode" >&2; exit 2 ;;
+	esac
+	case $mode in *+policy)
+		policy="policy: $root/test/conformance/policy.yaml
+identity:
+  anonymous: {id: conformance-suite, roles: [conformance]}" ;;
 	esac
 	# Each run gets a fresh server: some scenarios change its state.
 	dport=$(free_port)
@@ -77,6 +86,8 @@ for mode in $modes; do
 version: 1
 listen: 127.0.0.1:$wport
 state_key_file: $work/state.key
+store: $work/warden-$mode.db
+$policy
 upstreams:
   everything:
     url: http://127.0.0.1:$sport/mcp
@@ -94,6 +105,14 @@ YAML
 	if [ -n "${CONFORMANCE_OUT:-}" ]; then
 		mkdir -p "$CONFORMANCE_OUT"
 		cp "$work/direct-$mode.txt" "$work/warden-$mode.txt" "$work/warden-$mode.log" "$CONFORMANCE_OUT/"
+	fi
+	if [ -n "$policy" ]; then
+		kill "${pids[-1]}" && wait "${pids[-1]}" 2>/dev/null || true
+		if ! "$work/warden" audit verify --db "$work/warden-$mode.db" >"$work/verify-$mode.txt" 2>&1; then
+			echo "audit verify failed after mode $mode:" >&2
+			cat "$work/verify-$mode.txt" >&2
+			status=1
+		fi
 	fi
 	direct=$(passed_checks "$work/direct-$mode.txt")
 	through=$(passed_checks "$work/warden-$mode.txt")

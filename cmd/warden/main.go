@@ -60,6 +60,8 @@ Start with 'warden serve --config FILE' (Streamable HTTP) or
 		newServeCmd(),
 		newStdioCmd(),
 		newSQLCmd(),
+		newDBCmd(),
+		newConnectorCmd(),
 	)
 	return root
 }

@@ -177,6 +177,12 @@ func (g *Gateway) decide(ctx context.Context, call *Call) error {
 		call.Decision = Decision{Effect: EffectAllow, Rules: []string{"allow-list"}}
 		return nil
 	}
+	if listMethods[call.Method] {
+		// Listing is not decided but filtered: the caller sees only what
+		// it may possibly use (filter).
+		call.Decision = Decision{Effect: EffectAllow, Rules: []string{"list-filtered"}, PolicyVersion: pol.Version()}
+		return nil
+	}
 	d := pol.Decide(g.policyInput(call))
 	call.Decision = Decision{
 		Effect: d.Effect.String(), Rules: d.Rules, Reason: d.Reason, PolicyVersion: d.PolicyVersion,
@@ -194,6 +200,14 @@ func (g *Gateway) decide(ctx context.Context, call *Call) error {
 		call.Decision.Reason = "requires approval, which this deployment cannot ask for: " + d.Reason
 	}
 	return call.Decision.denial()
+}
+
+// listMethods are answered from the catalog and filtered by policy.
+var listMethods = map[string]bool{
+	"tools/list":               true,
+	"prompts/list":             true,
+	"resources/list":           true,
+	"resources/templates/list": true,
 }
 
 func (g *Gateway) currentPolicy() *policy.Policy {
