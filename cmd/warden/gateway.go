@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/user"
+	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wardenmcp/warden/connector/postgres"
 	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/classify/sqlclass"
 	"github.com/wardenmcp/warden/internal/config"
@@ -93,11 +99,54 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 		rt.closers = append(rt.closers, log.Close)
 		opts.Audit = log
 	}
+	opts.Local, err = rt.startConnectors()
+	if err != nil {
+		return fail(err)
+	}
 	rt.gateway, err = gateway.New(opts)
 	if err != nil {
 		return fail(err)
 	}
 	return rt, nil
+}
+
+// startConnectors opens the built-in connectors the configuration names.
+// A connector whose database refuses the least-privilege checks stops the
+// start: Warden never serves a database through an over-privileged role.
+func (rt *runtime) startConnectors() (map[string]*mcp.Server, error) {
+	servers := map[string]*mcp.Server{}
+	for _, name := range rt.cfg.UpstreamNames() {
+		pc := rt.cfg.Upstreams[name].Postgres
+		if pc == nil {
+			continue
+		}
+		dsn := os.Getenv(pc.DSNEnv)
+		if dsn == "" {
+			return nil, fmt.Errorf("upstream %s: environment variable %s (the connection string) is not set", name, pc.DSNEnv)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		pool, err := postgres.OpenPool(ctx, dsn)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
+		rt.closers = append(rt.closers, func() error { pool.Close(); return nil })
+		cc := postgres.Config{
+			ReadRole: pc.ReadRole, WriteRole: pc.WriteRole, StatementTimeout: pc.StatementTimeout.D(),
+			MaxRows: pc.MaxRows, MaxResultBytes: pc.MaxResultBytes, Tools: pc.Tools,
+		}
+		err = postgres.Preflight(ctx, pool, cc)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
+		srv, err := postgres.NewServer(cc, pool, rt.logger.With("upstream", name))
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", name, err)
+		}
+		servers[name] = srv
+	}
+	return servers, nil
 }
 
 // stdioPrincipal is the caller of `warden stdio`: the configured principal,

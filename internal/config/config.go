@@ -128,6 +128,9 @@ type Upstream struct {
 	// Dir is the command's working directory (relative to the config file).
 	Dir string `yaml:"dir"`
 
+	// Postgres makes this upstream Warden's built-in PostgreSQL connector.
+	Postgres *Postgres `yaml:"postgres"`
+
 	// AllowTools lists the upstream's tool names (unprefixed) that may be
 	// called. Empty means none; "*" must be written to allow all.
 	AllowTools []string `yaml:"allow_tools"`
@@ -136,6 +139,28 @@ type Upstream struct {
 	Unprefixed bool `yaml:"unprefixed"`
 	// ConnectTimeout bounds connecting and the first listing. Default 10s.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
+}
+
+// Postgres configures the built-in PostgreSQL connector: each call runs in
+// its own transaction as a least-privilege role (see `warden db bootstrap`).
+type Postgres struct {
+	// DSNEnv names the environment variable holding the connection string,
+	// which never appears in this file. Required.
+	DSNEnv string `yaml:"dsn_env"`
+	// ReadRole runs query, list_tables and describe_table. Default
+	// warden_reader.
+	ReadRole string `yaml:"read_role"`
+	// WriteRole runs execute. Default warden_writer.
+	WriteRole string `yaml:"write_role"`
+	// StatementTimeout bounds each statement. Default 5s.
+	StatementTimeout Duration `yaml:"statement_timeout"`
+	// MaxRows bounds the rows a call returns. Default 1000.
+	MaxRows int `yaml:"max_rows"`
+	// MaxResultBytes bounds a result's size. Default 1 MiB.
+	MaxResultBytes int `yaml:"max_result_bytes"`
+	// Tools the connector serves. Default the read-only ones: query,
+	// list_tables, describe_table; execute must be named.
+	Tools []string `yaml:"tools"`
 }
 
 // Duration is a time.Duration written as "10s" in YAML.
@@ -268,11 +293,19 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s: empty", where))
 			continue
 		}
+		kinds := 0
+		for _, set := range []bool{u.URL != "", len(u.Command) > 0, u.Postgres != nil} {
+			if set {
+				kinds++
+			}
+		}
 		switch {
-		case u.URL != "" && len(u.Command) > 0:
-			errs = append(errs, fmt.Errorf("%s: set url or command, not both", where))
-		case u.URL == "" && len(u.Command) == 0:
-			errs = append(errs, fmt.Errorf("%s: set url (Streamable HTTP) or command (stdio)", where))
+		case kinds > 1:
+			errs = append(errs, fmt.Errorf("%s: set only one of url, command and postgres", where))
+		case kinds == 0:
+			errs = append(errs, fmt.Errorf("%s: set url (Streamable HTTP), command (stdio) or postgres (built-in connector)", where))
+		case u.Postgres != nil && u.Postgres.DSNEnv == "":
+			errs = append(errs, fmt.Errorf("%s.postgres.dsn_env: name the environment variable that holds the connection string", where))
 		case u.URL != "" && !strings.HasPrefix(u.URL, "http://") && !strings.HasPrefix(u.URL, "https://"):
 			errs = append(errs, fmt.Errorf("%s: url must be http:// or https://", where))
 		}

@@ -48,6 +48,9 @@ type Options struct {
 	// Authn authenticates HTTP callers. Nil means every HTTP caller is
 	// "anonymous".
 	Authn Authenticator
+	// Local are servers inside Warden (built-in connectors), by upstream
+	// name; they are reached through the protocol like any upstream.
+	Local map[string]*mcp.Server
 }
 
 // PolicySource returns the policy in force; it may change between calls
@@ -117,7 +120,10 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.catalog.Store(&catalog{})
 	for _, name := range opts.Config.UpstreamNames() {
-		up := &upstream{name: name, cfg: opts.Config.Upstreams[name], logger: opts.Logger, idle: make(chan *pooled, maxIdle)}
+		if opts.Config.Upstreams[name].Postgres != nil && opts.Local[name] == nil {
+			return nil, fmt.Errorf("gateway: upstream %s is a built-in connector but no server was provided for it", name)
+		}
+		up := &upstream{name: name, cfg: opts.Config.Upstreams[name], logger: opts.Logger, idle: make(chan *pooled, maxIdle), local: opts.Local[name]}
 		impl := &mcp.Implementation{Name: "warden", Version: Version}
 		up.client = mcp.NewClient(impl, g.relay.clientOptions(g, up, true))
 		up.client.AddReceivingMiddleware(g.relay.relayRequests(up))

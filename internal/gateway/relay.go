@@ -102,7 +102,7 @@ func (r *relay) bindingFor(cs *mcp.ClientSession, owner *mcp.ServerSession) *bin
 // sends during it belongs to that request. Stdio upstreams are one process
 // with one shared session.
 func (r *relay) acquire(ctx context.Context, up *upstream, ss *mcp.ServerSession, stateless bool) (*mcp.ClientSession, *binding, func(), error) {
-	if up.stdio() || ss == nil {
+	if up.single() || ss == nil {
 		cs, err := up.sharedSession(ctx)
 		if err != nil {
 			return nil, nil, nil, err

@@ -28,7 +28,10 @@ type upstream struct {
 	// changes; callClient makes the sessions opened for clients.
 	client     *mcp.Client
 	callClient *mcp.Client
-	logger     *slog.Logger
+	// local is set for a server inside Warden (a built-in connector),
+	// reached over an in-memory transport.
+	local  *mcp.Server
+	logger *slog.Logger
 	// onReconnect is called after a replacement shared session connects,
 	// so the catalog can be refreshed.
 	onReconnect func(*upstream)
@@ -59,12 +62,20 @@ const (
 
 var errUpstreamClosed = errors.New("gateway is shutting down")
 
-// stdio reports whether the upstream is a spawned process.
-func (u *upstream) stdio() bool { return len(u.cfg.Command) > 0 }
+// single reports whether the upstream is reached through one session only:
+// a spawned process, or a server inside Warden.
+func (u *upstream) single() bool { return len(u.cfg.Command) > 0 || u.local != nil }
 
 // transport builds a new transport for one connection.
 func (u *upstream) transport() (mcp.Transport, error) {
-	if u.stdio() {
+	if u.local != nil {
+		ct, st := mcp.NewInMemoryTransports()
+		if _, err := u.local.Connect(context.Background(), st, nil); err != nil {
+			return nil, fmt.Errorf("starting built-in upstream %s: %w", u.name, err)
+		}
+		return ct, nil
+	}
+	if len(u.cfg.Command) > 0 {
 		cmd := exec.Command(u.cfg.Command[0], u.cfg.Command[1:]...)
 		cmd.Dir = u.cfg.Dir
 		cmd.Env = os.Environ()
