@@ -62,6 +62,7 @@ Start with 'warden serve --config FILE' (Streamable HTTP) or
 		newSQLCmd(),
 		newDBCmd(),
 		newConnectorCmd(),
+		newMaskCmd(),
 	)
 	return root
 }
