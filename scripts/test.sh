@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every check Warden's CI runs: formatting, vet, staticcheck, the Go
-# tests with the race detector, and the conformance comparison.
+# tests with the race detector, and the conformance comparison. On a fresh
+# machine it first installs what the tests need (scripts/setup.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+scripts/setup.sh
 
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
