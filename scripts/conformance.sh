@@ -66,11 +66,7 @@ for mode in $modes; do
 	stateless | stateless+policy) server_flags=(); suite_flags=(--suite all --spec-version 2026-07-28) ;;
 	*) echo "unknown mode $mode" >&2; exit 2 ;;
 	esac
-	case $mode in *+policy)
-		policy="policy: $root/test/conformance/policy.yaml
-identity:
-  anonymous: {id: conformance-suite, roles: [conformance]}" ;;
-	esac
+	case $mode in *+policy) policy="policy: $root/test/conformance/policy.yaml" ;; esac
 	# Each run gets a fresh server: some scenarios change its state.
 	dport=$(free_port)
 	"$work/everything-server" -http "127.0.0.1:$dport" "${server_flags[@]}" >"$work/server-direct-$mode.log" 2>&1 &
@@ -88,6 +84,8 @@ listen: 127.0.0.1:$wport
 state_key_file: $work/state.key
 store: $work/warden-$mode.db
 $policy
+identity:
+  anonymous: {id: conformance-suite, roles: [conformance]}
 upstreams:
   everything:
     url: http://127.0.0.1:$sport/mcp

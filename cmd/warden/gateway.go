@@ -17,6 +17,7 @@ import (
 	"github.com/wardenmcp/warden/internal/classify/sqlclass"
 	"github.com/wardenmcp/warden/internal/config"
 	"github.com/wardenmcp/warden/internal/gateway"
+	"github.com/wardenmcp/warden/internal/identity"
 	"github.com/wardenmcp/warden/internal/policy"
 	"github.com/wardenmcp/warden/internal/seal"
 	"github.com/wardenmcp/warden/internal/store/sqlite"
@@ -98,6 +99,10 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 		}
 		rt.closers = append(rt.closers, log.Close)
 		opts.Audit = log
+	}
+	opts.Authn, err = identity.New(cfg.Identity, identity.Options{Logger: rt.logger})
+	if err != nil {
+		return fail(fmt.Errorf("identity: %w", err))
 	}
 	opts.Local, err = rt.startConnectors()
 	if err != nil {

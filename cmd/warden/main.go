@@ -63,6 +63,7 @@ Start with 'warden serve --config FILE' (Streamable HTTP) or
 		newDBCmd(),
 		newConnectorCmd(),
 		newMaskCmd(),
+		newAuditCmd(),
 	)
 	return root
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/wardenmcp/warden/internal/identity"
 )
 
 // Config is the whole configuration file. Version 1 is the only version.
@@ -65,6 +67,10 @@ type Config struct {
 	// StdioPrincipal is the caller of `warden stdio`. Default: the local
 	// user, with no roles.
 	StdioPrincipal *Principal `yaml:"stdio_principal"`
+	// Identity says how HTTP callers prove who they are: API keys, OAuth
+	// bearer JWTs, or an explicitly configured anonymous principal.
+	// Without any, every HTTP request is refused.
+	Identity identity.Config `yaml:"identity"`
 
 	// dir is the directory of the config file; relative paths resolve here.
 	dir string
@@ -250,6 +256,9 @@ func (c *Config) setDefaults() {
 	if c.Policy != "" {
 		c.Policy = c.Resolve(c.Policy)
 	}
+	if j := c.Identity.JWT; j != nil && j.JWKSFile != "" {
+		j.JWKSFile = c.Resolve(j.JWKSFile)
+	}
 	for _, u := range c.Upstreams {
 		if u == nil {
 			continue
@@ -281,6 +290,9 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MaxDepth < 4 || c.Limits.MaxDepth > 1000 {
 		errs = append(errs, fmt.Errorf("limits.max_depth %d is outside 4..1000", c.Limits.MaxDepth))
+	}
+	if err := c.Identity.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("identity: %w", err))
 	}
 	unprefixed := 0
 	for _, name := range c.UpstreamNames() {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/config"
+	"github.com/wardenmcp/warden/internal/identity"
 	"github.com/wardenmcp/warden/internal/policy"
 )
 
@@ -48,8 +49,8 @@ type Options struct {
 	// only logged.
 	Audit Auditor
 	// Authn authenticates HTTP callers. Nil means every HTTP caller is
-	// "anonymous".
-	Authn Authenticator
+	// "anonymous" (for embedding and tests; `warden serve` always sets it).
+	Authn *identity.Authenticator
 	// Local are servers inside Warden (built-in connectors), by upstream
 	// name; they are reached through the protocol like any upstream.
 	Local map[string]*mcp.Server
@@ -75,7 +76,7 @@ type Gateway struct {
 	principal Principal
 	policy    PolicySource
 	audit     Auditor
-	authn     Authenticator
+	authn     *identity.Authenticator
 	// principals carries HTTP callers from the front to the pipeline.
 	principals principalTable
 

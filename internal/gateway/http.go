@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/wardenmcp/warden/internal/identity"
 	"github.com/wardenmcp/warden/internal/wire"
 )
 
@@ -29,6 +30,11 @@ func (g *Gateway) Handler() http.Handler {
 		&mcp.StreamableHTTPOptions{Logger: g.logger, MaxRequestBodyBytes: limit, Stateless: true, PropagateRequestCancellation: true})
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", &front{g: g, stateful: stateful, stateless: stateless})
+	if g.authn != nil {
+		meta := g.authn.MetadataHandler()
+		mux.Handle(identity.MetadataPath, meta)
+		mux.Handle(identity.MetadataPath+"/", meta)
+	}
 	return mux
 }
 
@@ -90,28 +96,20 @@ func (f *front) dispatch(w http.ResponseWriter, r *http.Request, p Principal) {
 
 // authenticate establishes the caller of an HTTP request and calls next,
 // or answers 401 itself. Without an authenticator every caller is the
-// anonymous principal.
+// anonymous principal (for embedding; `warden serve` always has one).
 func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request, Principal)) {
 	if g.authn == nil {
 		next(w, r, Principal{ID: "anonymous"})
 		return
 	}
 	g.authn.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := g.authn.Principal(r)
+		p, ok := identity.FromContext(r.Context())
 		if !ok {
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
-		next(w, r, p)
+		next(w, r, Principal{ID: p.ID, Roles: p.Roles, Tenant: p.Tenant, Clearance: p.Clearance, Claims: p.Claims})
 	})).ServeHTTP(w, r)
-}
-
-// Authenticator establishes who sends an HTTP request: Middleware answers
-// unauthenticated requests itself, and Principal reads the caller from a
-// request Middleware let through.
-type Authenticator interface {
-	Middleware(next http.Handler) http.Handler
-	Principal(r *http.Request) (Principal, bool)
 }
 
 // principalHeader carries a reference to the authenticated principal from
