@@ -85,7 +85,11 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 			return fail(fmt.Errorf("store: %w", err))
 		}
 		rt.closers = append(rt.closers, db.Close)
-		key, err := audit.LoadOrCreateKey(cfg.Audit.KeyFile)
+		keyFile := cfg.Audit.KeyFile
+		if keyFile == "" {
+			keyFile = audit.KeyPathFor(cfg.Store)
+		}
+		key, err := audit.LoadOrCreateKey(keyFile)
 		if err != nil {
 			return fail(fmt.Errorf("audit key: %w", err))
 		}

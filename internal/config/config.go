@@ -81,7 +81,8 @@ type Audit struct {
 	// Disabled turns the audit log off. It is on by default.
 	Disabled bool `yaml:"disabled"`
 	// KeyFile holds the Ed25519 key that signs checkpoints; created (0600)
-	// when missing. Default: the store file's name + ".audit-key".
+	// when missing. Default: beside the store, as `warden audit verify`
+	// expects it (warden.db → warden.audit-key.pem).
 	KeyFile string `yaml:"key_file"`
 	// CheckpointEvery is how many records lie between signed checkpoints.
 	// 0 means 1000.
@@ -249,10 +250,9 @@ func (c *Config) setDefaults() {
 		c.Store = "warden.db"
 	}
 	c.Store = c.Resolve(c.Store)
-	if c.Audit.KeyFile == "" {
-		c.Audit.KeyFile = c.Store + ".audit-key"
+	if c.Audit.KeyFile != "" {
+		c.Audit.KeyFile = c.Resolve(c.Audit.KeyFile)
 	}
-	c.Audit.KeyFile = c.Resolve(c.Audit.KeyFile)
 	if c.Policy != "" {
 		c.Policy = c.Resolve(c.Policy)
 	}
