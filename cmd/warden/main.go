@@ -57,8 +57,10 @@ Start with 'warden serve --config FILE' (Streamable HTTP) or
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newDemoCmd(),
 		newServeCmd(),
 		newStdioCmd(),
+		newPolicyCmd(),
 		newSQLCmd(),
 		newDBCmd(),
 		newConnectorCmd(),

@@ -404,16 +404,30 @@ func (d *decoder) number() (any, error) {
 // foldKey maps each rune to the smallest rune of its case-folding orbit, so
 // keys equal under Unicode simple folding ("K", "k", KELVIN SIGN) collide.
 func foldKey(s string) string {
-	// Fast path: ASCII without lower-case letters is its own fold.
-	plain := true
+	// Fast path: in ASCII the smallest rune of a letter's orbit is its upper
+	// case (also for k and s, whose orbits hold KELVIN SIGN and LONG S).
+	ascii, lower := true, false
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || (c >= 'a' && c <= 'z') {
-			plain = false
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			ascii = false
 			break
 		}
+		if c >= 'a' && c <= 'z' {
+			lower = true
+		}
 	}
-	if plain {
-		return s
+	if ascii {
+		if !lower {
+			return s
+		}
+		b := []byte(s)
+		for i, c := range b {
+			if c >= 'a' && c <= 'z' {
+				b[i] = c - 'a' + 'A'
+			}
+		}
+		return string(b)
 	}
 	b := make([]byte, 0, len(s))
 	for _, r := range s {

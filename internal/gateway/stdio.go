@@ -45,16 +45,19 @@ type lineConn struct {
 	maxBytes int64
 	maxDepth int
 
-	wmu  sync.Mutex
-	msgs chan jsonrpc.Message
-	errc chan error
-	done chan struct{}
-	once sync.Once
+	wmu     sync.Mutex
+	pending map[jsonrpc.ID]bool // requests read and not yet answered
+	idle    *sync.Cond          // signalled when pending empties
+	msgs    chan jsonrpc.Message
+	errc    chan error
+	done    chan struct{}
+	once    sync.Once
 }
 
 func newLineConn(r io.Reader, w io.Writer, maxBytes int64, maxDepth int) *lineConn {
-	c := &lineConn{w: w, maxBytes: maxBytes, maxDepth: maxDepth,
+	c := &lineConn{w: w, maxBytes: maxBytes, maxDepth: maxDepth, pending: map[jsonrpc.ID]bool{},
 		msgs: make(chan jsonrpc.Message), errc: make(chan error, 1), done: make(chan struct{})}
+	c.idle = sync.NewCond(&c.wmu)
 	go c.readLoop(bufio.NewReaderSize(r, 64<<10))
 	return c
 }
@@ -63,6 +66,13 @@ func (c *lineConn) readLoop(br *bufio.Reader) {
 	for {
 		line, tooLong, err := readLine(br, c.maxBytes)
 		if err != nil {
+			// A client that closes its input after its last request still
+			// gets the answers to everything it asked.
+			c.wmu.Lock()
+			for len(c.pending) > 0 && !c.isClosed() {
+				c.idle.Wait()
+			}
+			c.wmu.Unlock()
 			c.errc <- err
 			return
 		}
@@ -81,6 +91,11 @@ func (c *lineConn) readLoop(br *bufio.Reader) {
 		if err != nil {
 			c.reply(wire.ID(line), -32600, "invalid JSON-RPC message")
 			continue
+		}
+		if req, ok := msg.(*jsonrpc.Request); ok && req.IsCall() {
+			c.wmu.Lock()
+			c.pending[req.ID] = true
+			c.wmu.Unlock()
 		}
 		select {
 		case c.msgs <- msg:
@@ -146,11 +161,31 @@ func (c *lineConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_, err = c.w.Write(append(b, '\n'))
+	if resp, ok := msg.(*jsonrpc.Response); ok && c.pending[resp.ID] {
+		delete(c.pending, resp.ID)
+		if len(c.pending) == 0 {
+			c.idle.Broadcast()
+		}
+	}
 	return err
 }
 
+func (c *lineConn) isClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *lineConn) Close() error {
-	c.once.Do(func() { close(c.done) })
+	c.once.Do(func() {
+		close(c.done)
+		c.wmu.Lock()
+		c.idle.Broadcast()
+		c.wmu.Unlock()
+	})
 	return nil
 }
 

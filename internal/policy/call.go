@@ -118,7 +118,7 @@ func ParseCall(raw []byte, now time.Time) (*Input, error) {
 				return nil, errors.New("call: tool object without a name")
 			}
 			in.Tool = t.Name
-			in.ToolInfo = ToolInfo{Name: t.Name, Server: t.Server, Risk: t.Risk, Labels: t.Labels, Annotations: t.Annotations}
+			in.ToolInfo = ToolInfo(t)
 		}
 	}
 	if len(c.Arguments) > 0 {

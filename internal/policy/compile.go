@@ -459,7 +459,7 @@ func (e costEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 func (e costEstimator) EstimateCallCost(function, _ string, _ *cost.AstNode, _ []cost.AstNode) *cost.CallEstimate {
 	if _, ok := e.functions[function]; ok {
 		return &cost.CallEstimate{
-			CostEstimate: cost.CostEstimate{Min: 1, Max: e.size},
+			CostEstimate: cost.Estimate{Min: 1, Max: e.size},
 			ResultSize:   &cost.SizeEstimate{Min: 0, Max: e.size},
 		}
 	}

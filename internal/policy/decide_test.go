@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -258,6 +259,44 @@ rules:
 	for _, r := range p.rules {
 		if r.metered != want[r.id] {
 			t.Errorf("rule %s metered = %v, want %v", r.id, r.metered, want[r.id])
+		}
+	}
+}
+
+func TestConditionVariables(t *testing.T) {
+	in := &Input{
+		Method: "tools/call", Tool: "shop.refund",
+		Principal: Principal{ID: "u1", Roles: []string{"agent", "lead"}, Tenant: "acme", Clearance: "internal", Claims: map[string]any{"mfa": true, "groups": []any{"a"}}},
+		ToolInfo:  ToolInfo{Server: "shop", Risk: "write", Labels: []string{"payments"}, Annotations: map[string]any{"readOnlyHint": false}},
+		Args:      map[string]any{"amount": json.Number("250.5"), "lines": []any{map[string]any{"sku": "x"}}},
+		Task:      Task{ID: "t1", Scope: map[string]any{"order_id": "1"}, Labels: []string{"confidential"}, Counters: map[string]int64{"calls": 4}},
+		Request:   Request{Time: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC), Transport: "http"},
+	}
+	conditions := []string{
+		`principal.id == "u1" && principal.tenant == "acme" && principal.clearance == "internal"`,
+		`"lead" in principal.roles && principal.roles.exists(r, r == "agent") && size(principal.roles) == 2`,
+		`principal.claims.mfa && "a" in principal.claims.groups && "mfa" in principal.claims`,
+		`"id" in principal && size(principal) == 5 && !("password" in principal)`,
+		`tool.name == "shop.refund" && tool.server == "shop" && tool.risk == "write" && "payments" in tool.labels`,
+		`tool.annotations.readOnlyHint == false`,
+		`args.amount > 250 && args.amount < 251 && args.lines[0].sku == "x" && size(args.lines) == 1`,
+		`task.id == "t1" && task.scope.order_id == "1" && "confidential" in task.labels && task.counters.calls == 4`,
+		`request.method == "tools/call" && request.transport == "http" && request.time < timestamp("2027-01-01T00:00:00Z")`,
+		`request.time.getHours("UTC") == 10`,
+		`resource.uri == "" && prompt.name == ""`,
+		`has(task.scope.order_id) && !has(task.scope.customer)`,
+		`sets.contains(principal.roles, ["agent"])`,
+		`principal.id.startsWith("u") && principal.id.upperAscii() == "U1"`,
+		`[principal.id, tool.name].join(",") == "u1,shop.refund"`,
+		`principal == principal && tool != principal`,
+	}
+	c := testCompiler(t)
+	for _, cond := range conditions {
+		quoted, _ := json.Marshal(cond)
+		p := mustCompile(t, c, "version: 1\nroles: {agent: {tools: [\"*\"]}}\nrules:\n  - {id: cond, tool: \"*\", effect: allow, when: "+string(quoted)+"}\n")
+		d := p.Decide(in)
+		if d.Effect != Allow {
+			t.Errorf("%s: %v %v %v, want allow", cond, d.Effect, d.Rules, d.Err)
 		}
 	}
 }

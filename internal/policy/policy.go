@@ -78,8 +78,6 @@ func (e Effect) tier() int {
 	}
 }
 
-var tierEffects = [numTiers]Effect{Deny, Approve, Confirm, Allow}
-
 const numTiers = 4
 
 // Kind is what a call targets: a tool, a resource or a prompt. Other methods
