@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wardenmcp/warden/internal/config"
 	"github.com/wardenmcp/warden/internal/policy"
 )
 
@@ -25,8 +26,28 @@ files beside it are its table tests, not policy). These commands compile it
 exactly as the gateway does and let you see what it decides.
 ` + policyExitCodes,
 	}
+	var configPath string
 	cmd.PersistentFlags().StringArrayVar(&paths, "policy", nil,
 		"policy `FILE` or directory (repeatable; files are merged)")
+	cmd.PersistentFlags().StringVar(&configPath, "config", "",
+		"Warden configuration `FILE`: use the policy it names (instead of --policy)")
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if configPath == "" {
+			return nil
+		}
+		if len(paths) > 0 {
+			return &exitError{code: exitUsage, err: errors.New("give --policy or --config, not both")}
+		}
+		cfg, err := config.Load(configPath)
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		if cfg.Policy == "" {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%s names no policy", configPath)}
+		}
+		paths = []string{cfg.Policy}
+		return nil
+	}
 	cmd.AddCommand(
 		newPolicyEvalCmd(&paths),
 		newPolicyTestCmd(&paths),

@@ -205,24 +205,30 @@ func (g *Gateway) upstreamErr(up *upstream, err error) error {
 	return &UpstreamError{Message: fmt.Sprintf("upstream %s failed", up.name), Cause: err}
 }
 
-// forwardedMeta drops the client's protocol version and identity: the
-// upstream session sets its own. The client's declared capabilities and log
-// level pass on, so that an upstream never relies on a capability the
-// client lacks.
+// forwardedMeta drops the client's protocol version and identity (the
+// upstream session sets its own) and every key in Warden's own namespace:
+// task scope and credentials that upstreams trust come from Warden, never
+// from the client. The client's declared capabilities and log level pass
+// on, so that an upstream never relies on a capability the client lacks.
 func forwardedMeta(meta mcp.Meta) mcp.Meta {
 	if len(meta) == 0 {
 		return meta
 	}
 	out := make(mcp.Meta, len(meta))
 	for k, v := range meta {
-		switch k {
-		case mcp.MetaKeyProtocolVersion, mcp.MetaKeyClientInfo:
+		switch {
+		case k == mcp.MetaKeyProtocolVersion, k == mcp.MetaKeyClientInfo:
+			continue
+		case strings.HasPrefix(k, wardenMetaPrefix):
 			continue
 		}
 		out[k] = v
 	}
 	return out
 }
+
+// wardenMetaPrefix is the _meta namespace of what Warden tells upstreams.
+const wardenMetaPrefix = "io.wardenmcp/"
 
 // requestState is what Warden seals into the requestState it gives a
 // client: the upstream's own state, or the id of a call waiting for the

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wardenmcp/warden/internal/audit"
@@ -238,6 +239,11 @@ func (g *Gateway) list(ctx context.Context, up *upstream) (*listing, error) {
 		}
 		for t, err := range cs.ResourceTemplates(ctx, nil) {
 			if err != nil {
+				// Many servers that offer resources have no templates and
+				// answer "method not found": that is an empty list.
+				if isMethodNotFound(err) {
+					break
+				}
 				return nil, fmt.Errorf("listing resource templates of %s: %w", up.name, err)
 			}
 			l.templates = append(l.templates, t)
@@ -255,6 +261,11 @@ const (
 	promptList
 	resourceList
 )
+
+func isMethodNotFound(err error) bool {
+	var werr *jsonrpc.Error
+	return errors.As(err, &werr) && werr.Code == jsonrpc.CodeMethodNotFound
+}
 
 // refreshLater re-lists an upstream outside the notification handler that
 // asked for it (a handler must not block on its own session). When the

@@ -226,7 +226,7 @@ func serveHTTP(t *testing.T, g *gateway.Gateway) string {
 func connectHTTP(t *testing.T, endpoint, rev string, opts *mcp.ClientOptions) *mcp.ClientSession {
 	t.Helper()
 	c := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1.0.0"}, opts)
-	cs, err := c.Connect(testContext(t), &mcp.StreamableClientTransport{Endpoint: endpoint, MaxRetries: -1},
+	cs, err := c.Connect(testContext(t), &mcp.StreamableClientTransport{Endpoint: endpoint},
 		&mcp.ClientSessionOptions{ProtocolVersion: rev})
 	if err != nil {
 		t.Fatalf("connecting client (%s): %v", rev, err)

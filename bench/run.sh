@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Regenerates bench/RESULTS.md: runs every stage's micro-benchmark and the
+# end-to-end relay benchmark, and records them with the machine they ran on.
+# Run it on a quiet machine: other load inflates every figure.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+out=bench/RESULTS.md
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+
+run() { # title, package, bench regexp, extra flags...
+	local title=$1 pkg=$2 re=$3
+	shift 3
+	echo "### $title" >>"$tmp"
+	echo >>"$tmp"
+	echo '```' >>"$tmp"
+	echo "\$ go test $pkg -run '^\$' -bench '$re' $*" >>"$tmp"
+	go test "$pkg" -run '^$' -bench "$re" "$@" 2>&1 | grep -E '^(Benchmark|ok|FAIL)' >>"$tmp"
+	echo '```' >>"$tmp"
+	echo >>"$tmp"
+}
+
+run "Relay: a small tools/call, direct vs through Warden (process CPU per call includes client, gateway and upstream)" ./bench 'BenchmarkCall' -benchtime 2000x
+run "Strict message check (every client message)" ./internal/wire 'BenchmarkCheck' -benchtime 20000x
+run "Argument decode, validate, re-encode" ./internal/argschema 'Benchmark' -benchtime 20000x
+run "Policy decision with 100 rules" ./internal/policy 'BenchmarkDecide' -benchtime 200000x
+run "Audit appends, durable (fsync), group commit" ./internal/audit 'BenchmarkAppendParallel' -benchtime 3s
+run "SQL classification" ./internal/classify/sqlclass 'BenchmarkClassify' -benchtime 2000x
+run "Masking realistic JSON results" ./internal/mask 'BenchmarkMaskCallToolResult' -benchtime 1s
+run "Per-call credential: mint and verify" ./internal/credential 'BenchmarkMint' -benchtime 3000x
+
+{
+	echo "# Benchmark results"
+	echo
+	echo "Regenerate with \`bench/run.sh\`. Recorded $(date -u +%Y-%m-%d) on:"
+	echo
+	echo '```'
+	echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB"
+	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	go version
+	echo '```'
+	echo
+	cat bench/NOTES.md
+	echo
+	cat "$tmp"
+} >"$out"
+echo "wrote $out"
