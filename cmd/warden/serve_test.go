@@ -146,8 +146,8 @@ type serveFixture struct {
 // writeServeFixture writes a configuration for `warden serve` in front of
 // upstreamURL: one API key (alice, role support), JWTs from one issuer
 // whose JWKS is written to a file, no anonymous access, the policy from
-// testdata/serve/policy.yaml and the audit log with a checkpoint every
-// checkpointEvery records. listen is the configured listen address.
+// testdata/serve/policy.yaml and the audit log (its key in the default
+// place, beside the store) with a checkpoint every checkpointEvery records. listen is the configured listen address.
 func writeServeFixture(t *testing.T, upstreamURL, listen string, checkpointEvery int) *serveFixture {
 	t.Helper()
 	dir := t.TempDir()
@@ -172,7 +172,6 @@ store: warden.db
 state_key_file: state.key
 shutdown_timeout: 5s
 audit:
-  key_file: audit-key.pem
   checkpoint_every: %d
 upstreams:
   shop:
@@ -766,7 +765,8 @@ func TestServeAudit(t *testing.T) {
 		denied[d.id] = c
 	}
 	policyVersion := w.rt.policy.Policy().Version()
-	dbPath, keyPath := w.rt.cfg.Store, w.rt.cfg.Audit.KeyFile
+	dbPath := w.rt.cfg.Store
+	keyPath := audit.KeyPathFor(dbPath)
 	w.stop(t) // flushes the log and writes the last checkpoint
 
 	records := readAudit(t, dbPath)
@@ -845,10 +845,13 @@ func TestServeAudit(t *testing.T) {
 		t.Error("the gateway log holds a secret")
 	}
 
-	// The intact log verifies, against the key kept beside the config.
-	out, err := verifyAudit(ctx, dbPath, keyPath)
-	if err != nil || !strings.HasPrefix(out, fmt.Sprintf("OK: %d records", len(records))) {
-		t.Fatalf("verify of the intact log: %v\n%s", err, out)
+	// The intact log verifies, against the key the server wrote beside
+	// the store, which verify finds there without being told.
+	var out, errOut bytes.Buffer
+	err := runAuditVerify(ctx, &out, &errOut, dbPath, "", false)
+	if err != nil || !strings.HasPrefix(out.String(), fmt.Sprintf("OK: %d records", len(records))) ||
+		!strings.Contains(out.String(), "from "+keyPath) {
+		t.Fatalf("verify of the intact log: %v\n%s%s", err, out.String(), errOut.String())
 	}
 
 	// Each tampering, on its own copy, is caught at the first bad record.

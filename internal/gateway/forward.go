@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -119,7 +120,7 @@ func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do e
 	// Upstream requests run on a context of their own: the client's carries
 	// protocol details of the client's revision, which the upstream session
 	// must not pick up. Cancellation still passes through.
-	upCtx, cancel := detached(ctx, g.cfg.CallTimeout.D())
+	upCtx, cancel := g.detached(ctx)
 	defer func() {
 		if cancel != nil {
 			cancel()
@@ -143,7 +144,7 @@ func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do e
 	// The upstream call may outlive this client request while it waits for
 	// an answer to its question: it gets a context of its own.
 	cancel()
-	upCtx, cancelCall := detached(context.Background(), g.cfg.CallTimeout.D())
+	upCtx, cancelCall := g.detached(context.Background())
 	cancel = nil
 	pc := newPendingCall(t, call)
 	in.bridge = pc
@@ -161,10 +162,11 @@ func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do e
 	return await(g, ctx, pc, m)
 }
 
-// detached returns a context with no values of parent's, cancelled when
-// parent is or when timeout passes.
-func detached(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+// detached returns a context for an upstream request made for parent: it
+// carries none of parent's values, and ends when parent does, when the
+// call timeout passes, or when the gateway stops waiting at shutdown.
+func (g *Gateway) detached(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(g.life, g.cfg.CallTimeout.D())
 	stop := context.AfterFunc(parent, cancel)
 	return ctx, func() {
 		stop()
@@ -199,7 +201,7 @@ func (g *Gateway) upstreamErr(up *upstream, err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return &UpstreamError{Message: fmt.Sprintf("upstream %s did not answer within %s", up.name, g.cfg.CallTimeout.D()), Cause: err}
-	case errors.Is(err, mcp.ErrConnectionClosed):
+	case errors.Is(err, mcp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return &UpstreamError{Message: fmt.Sprintf("upstream %s closed the connection during the call", up.name), Cause: err}
 	}
 	return &UpstreamError{Message: fmt.Sprintf("upstream %s failed", up.name), Cause: err}

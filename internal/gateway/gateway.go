@@ -80,6 +80,8 @@ type Gateway struct {
 	authn     *identity.Authenticator
 	// principals carries HTTP callers from the front to the pipeline.
 	principals principalTable
+	// sessionOwners binds stateful sessions to the caller that opened them.
+	sessionOwners sessionOwners
 
 	upstreams []*upstream // in name order
 	relay     relay
@@ -95,6 +97,10 @@ type Gateway struct {
 
 	inflight sync.WaitGroup // client requests being relayed
 	closing  atomic.Bool
+	// life ends when Close stops waiting for requests in flight: their
+	// upstream requests are cancelled.
+	life context.Context
+	stop context.CancelFunc
 }
 
 // New builds a gateway from its configuration. It connects nothing: call
@@ -122,6 +128,7 @@ func New(opts Options) (*Gateway, error) {
 		authn:     opts.Authn,
 		listings:  map[string]*listing{},
 	}
+	g.life, g.stop = context.WithCancel(context.Background())
 	g.catalog.Store(&catalog{})
 	for _, name := range opts.Config.UpstreamNames() {
 		if opts.Config.Upstreams[name].Postgres != nil && opts.Local[name] == nil {
@@ -150,6 +157,14 @@ func (g *Gateway) newServer(stateless bool) *mcp.Server {
 			Prompts:     &mcp.PromptCapabilities{ListChanged: true},
 			Resources:   &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
 			Completions: &mcp.CompletionCapabilities{},
+		},
+		// A session's owner is forgotten when the session ends.
+		InitializedHandler: func(_ context.Context, req *mcp.InitializedRequest) {
+			ss := req.Session
+			go func() {
+				_ = ss.Wait()
+				g.sessionOwners.forget(ss.ID())
+			}()
 		},
 		CompletionHandler:  g.complete,
 		SubscribeHandler:   g.subscribe,
@@ -424,7 +439,9 @@ func (g *Gateway) Close(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = fmt.Errorf("requests still in flight at shutdown: %w", ctx.Err())
+		g.stop() // their upstream requests end now
 	}
+	defer g.stop()
 	for _, s := range []*mcp.Server{g.stateful, g.stateless} {
 		for ss := range s.Sessions() {
 			_ = ss.Close()

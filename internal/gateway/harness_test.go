@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wardenmcp/warden/internal/config"
@@ -307,15 +305,6 @@ func toolErrorText(ctx context.Context, t *testing.T, cs *mcp.ClientSession, nam
 		t.Fatalf("calling %s: got success %+v, want a tool error result", name, res.Content)
 	}
 	return text(t, res)
-}
-
-// rpcCode returns the JSON-RPC error code in err, or 0.
-func rpcCode(err error) int64 {
-	var werr *jsonrpc.Error
-	if errors.As(err, &werr) {
-		return werr.Code
-	}
-	return 0
 }
 
 // listToolNames lists a client's tools by name, in order.

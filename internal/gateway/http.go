@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +59,13 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Forbidden: "+err.Error(), http.StatusForbidden)
 		return
 	}
+	// Who is calling is settled before Warden reads a byte of the body.
+	f.g.authenticate(w, r, f.checked)
+}
+
+// checked reads and checks the body of an authenticated request, then
+// dispatches it.
+func (f *front) checked(w http.ResponseWriter, r *http.Request, p Principal) {
 	if r.Method == http.MethodPost {
 		limits := f.g.cfg.Limits
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limits.MaxMessageBytes))
@@ -75,14 +83,20 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeRPCError(w, http.StatusBadRequest, wire.ID(body), wire.Code(err), err.Error())
 			return
 		}
+		if method, ok := unknownMethod(body); ok {
+			writeRPCError(w, http.StatusNotFound, wire.ID(body), -32601, fmt.Sprintf("method %q is not part of MCP", truncate(method, 80)))
+			return
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 	}
-	f.g.authenticate(w, r, f.dispatch)
+	f.dispatch(w, r, p)
 }
 
 // dispatch hands an authenticated request to the handler for its revision,
-// with the principal attached for the identify stage.
+// with the principal attached for the identify stage. A session belongs to
+// the principal that opened it: another caller presenting its id is
+// refused, so no one can read from or end someone else's session.
 func (f *front) dispatch(w http.ResponseWriter, r *http.Request, p Principal) {
 	ref, done := f.g.principals.put(p)
 	defer done()
@@ -91,15 +105,99 @@ func (f *front) dispatch(w http.ResponseWriter, r *http.Request, p Principal) {
 		f.stateless.ServeHTTP(w, r)
 		return
 	}
-	f.stateful.ServeHTTP(w, r)
+	owner := p.ownerKey()
+	if id := r.Header.Get("Mcp-Session-Id"); id != "" {
+		if !f.g.sessionOwners.owns(id, owner) {
+			http.Error(w, "Forbidden: the session belongs to another caller", http.StatusForbidden)
+			return
+		}
+		if r.Method == http.MethodDelete {
+			defer f.g.sessionOwners.forget(id)
+		}
+		f.stateful.ServeHTTP(w, r)
+		return
+	}
+	f.stateful.ServeHTTP(&sessionRecorder{ResponseWriter: w, owners: &f.g.sessionOwners, owner: owner}, r)
 }
+
+// unknownMethod reports a request or notification whose method is not one
+// a client may send, so that it is answered as JSON-RPC "method not found"
+// on every revision, before anything else reads it.
+func unknownMethod(body []byte) (string, bool) {
+	var m struct {
+		Method *string `json:"method"`
+	}
+	if json.Unmarshal(body, &m) != nil || m.Method == nil {
+		return "", false // a response, or for the protocol layer to refuse
+	}
+	return *m.Method, !clientMethods[*m.Method]
+}
+
+// clientMethods are the methods an MCP client sends, on every revision
+// Warden speaks.
+var clientMethods = map[string]bool{
+	"initialize": true, "ping": true, "server/discover": true,
+	"tools/list": true, "tools/call": true,
+	"prompts/list": true, "prompts/get": true,
+	"resources/list": true, "resources/templates/list": true, "resources/read": true,
+	"resources/subscribe": true, "resources/unsubscribe": true,
+	"completion/complete": true, "logging/setLevel": true, "subscriptions/listen": true,
+	"notifications/initialized": true, "notifications/cancelled": true, "notifications/progress": true,
+	"notifications/roots/list_changed": true, "notifications/elicitation/complete": true,
+}
+
+// sessionOwners maps stateful session ids to the principal that opened them.
+type sessionOwners struct{ m sync.Map }
+
+// owns reports whether owner may use session id: sessions Warden does not
+// know (ended, or never opened) are left to the protocol layer, which
+// answers 404.
+func (s *sessionOwners) owns(id, owner string) bool {
+	v, ok := s.m.Load(id)
+	return !ok || v.(string) == owner
+}
+
+func (s *sessionOwners) forget(id string) { s.m.Delete(id) }
+
+// sessionRecorder notes the session id a response creates, and its owner.
+type sessionRecorder struct {
+	http.ResponseWriter
+	owners *sessionOwners
+	owner  string
+}
+
+func (r *sessionRecorder) WriteHeader(code int) {
+	if id := r.Header().Get("Mcp-Session-Id"); id != "" {
+		r.owners.m.Store(id, r.owner)
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *sessionRecorder) Write(b []byte) (int, error) {
+	if id := r.Header().Get("Mcp-Session-Id"); id != "" {
+		if _, ok := r.owners.m.Load(id); !ok {
+			r.owners.m.Store(id, r.owner)
+		}
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush lets streamed responses through the recorder.
+func (r *sessionRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (r *sessionRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // authenticate establishes the caller of an HTTP request and calls next,
 // or answers 401 itself. Without an authenticator every caller is the
 // anonymous principal (for embedding; `warden serve` always has one).
 func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, next func(http.ResponseWriter, *http.Request, Principal)) {
 	if g.authn == nil {
-		next(w, r, Principal{ID: "anonymous"})
+		next(w, r, Principal{ID: "anonymous", Method: "anonymous"})
 		return
 	}
 	g.authn.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +206,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, next func
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
-		next(w, r, Principal{ID: p.ID, Roles: p.Roles, Tenant: p.Tenant, Clearance: p.Clearance, Claims: p.Claims})
+		next(w, r, Principal{ID: p.ID, Roles: p.Roles, Tenant: p.Tenant, Clearance: p.Clearance, Claims: p.Claims, Method: p.Method})
 	})).ServeHTTP(w, r)
 }
 

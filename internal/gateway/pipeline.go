@@ -494,7 +494,13 @@ type Principal struct {
 	Tenant    string
 	Clearance string
 	Claims    map[string]any
+	// Method is how the caller proved it: api_key, jwt, anonymous, local.
+	Method string
 }
+
+// ownerKey identifies a principal for session ownership: an API-key caller
+// and a token subject of the same name are different owners.
+func (p Principal) ownerKey() string { return p.Method + "\x00" + p.ID + "\x00" + p.Tenant }
 
 // Effects of a decision.
 const (

@@ -117,8 +117,8 @@ func TestMultiRoundTripAcrossRevisions(t *testing.T) {
 			t.Fatalf("input requests %+v, want the upstream's confirmation", res.InputRequests)
 		}
 		sealed := res.RequestState
-		if sealed == "" || strings.Contains(sealed, upstreamState) {
-			t.Fatalf("requestState %q: want Warden's sealed token, not the upstream's %q", sealed, upstreamState)
+		if !strings.HasPrefix(sealed, "v4.local.") || strings.Contains(sealed, upstreamState) {
+			t.Fatalf("requestState %q: want Warden's sealed token (PASETO v4.local), not the upstream's %q", sealed, upstreamState)
 		}
 		answer := mcp.InputResponseMap{"confirm": &mcp.ElicitResult{Action: "accept", Content: map[string]any{"ok": true}}}
 
