@@ -9,8 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -26,87 +26,455 @@ var (
 
 // Check validates one message. It returns nil or an error wrapping one of
 // the Err values; the message text is safe to show the client.
+//
+// The message must be one JSON object (RFC 8259) and nothing else but
+// whitespace. Object keys are compared after unescaping ("a" and "\u0061"
+// are one key) and with Unicode simple case folding, the way Go decoders
+// match struct fields, so "id" and "ID" are duplicates. An escaped lone
+// surrogate ("\ud800") is accepted, as RFC 8259's grammar and encoding/json
+// accept it; in keys it stands for U+FFFD, which is what encoding/json
+// decodes it to. Invalid UTF-8 anywhere in the message outranks every other
+// fault, so the kind of error does not depend on where the scan stopped.
+//
+// Check reads the bytes once, in one hand-written pass. It allocates only
+// to refuse a message, for an object of more than 16 keys, or for an
+// object whose keys with escapes come to more than 64 bytes unescaped.
 func Check(data []byte, maxDepth int) error {
-	if !utf8.Valid(data) {
+	err := check(data, maxDepth)
+	if err != nil && err != ErrInvalidUTF8 && !utf8.Valid(data) {
 		return ErrInvalidUTF8
 	}
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) == 0 {
+	return err
+}
+
+func check(data []byte, maxDepth int) error {
+	i := skipSpace(data, 0)
+	if i == len(data) {
 		return fmt.Errorf("%w: empty message", ErrSyntax)
 	}
-	switch trimmed[0] {
+	switch data[i] {
 	case '[':
 		return ErrBatch
 	case '{':
 	default:
-		return ErrNotObject
+		// A JSON value that is not an object is an invalid request; text
+		// that is not JSON at all is a parse error.
+		if json.Valid(data) {
+			return ErrNotObject
+		}
+		return fmt.Errorf("%w: not JSON", ErrSyntax)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := checkValue(dec, maxDepth, 0); err != nil {
+	c := checker{data: data, maxDepth: maxDepth}
+	end, err := c.object(i, 1)
+	if err != nil {
 		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if skipSpace(data, end) != len(data) {
 		return fmt.Errorf("%w: data after the message", ErrSyntax)
 	}
 	return nil
 }
 
-// checkValue consumes one value from dec.
-func checkValue(dec *json.Decoder, maxDepth, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return syntaxErr(err)
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	if depth+1 > maxDepth {
-		return fmt.Errorf("%w: more than %d levels", ErrTooDeep, maxDepth)
-	}
-	switch d {
-	case '{':
-		// Keys are compared after unescaping ("a" and "\u0061" are one
-		// key) and case-folded, because Go decoders match struct fields
-		// without regard to case.
-		var seen map[string]struct{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return syntaxErr(err)
-			}
-			key, _ := kt.(string)
-			folded := strings.ToLower(key)
-			if seen == nil {
-				seen = make(map[string]struct{}, 8)
-			}
-			if _, dup := seen[folded]; dup {
-				return fmt.Errorf("%w %q", ErrDuplicateKey, truncate(key))
-			}
-			seen[folded] = struct{}{}
-			if err := checkValue(dec, maxDepth, depth+1); err != nil {
-				return err
-			}
-		}
-	case '[':
-		for dec.More() {
-			if err := checkValue(dec, maxDepth, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing delimiter
-		return syntaxErr(err)
-	}
-	return nil
+// maxLinearKeys is how many keys an object may have before its duplicate
+// check moves from pairwise comparison to a set of folded keys, so that a
+// message with huge objects costs linear, not quadratic, time.
+const maxLinearKeys = 16
+
+// keySpan locates one key of an object being checked: in the message when
+// the key has no escapes, else in the object's buffer of unescaped keys.
+type keySpan struct {
+	start, end int
+	unescaped  bool
 }
 
-func syntaxErr(err error) error {
-	if err == io.EOF {
-		return fmt.Errorf("%w: unexpected end", ErrSyntax)
+// checker holds the state of one Check.
+type checker struct {
+	data     []byte
+	maxDepth int
+}
+
+// value checks the value that starts at i and returns the offset after it.
+// level is the nesting level an object or array starting at i would have.
+func (c *checker) value(i, level int) (int, error) {
+	d := c.data
+	if i >= len(d) {
+		return i, errEnd
 	}
-	return fmt.Errorf("%w: %v", ErrSyntax, err)
+	switch b := d[i]; {
+	case b == '"':
+		end, _, err := c.str(i)
+		return end, err
+	case b == '{':
+		return c.object(i, level)
+	case b == '[':
+		return c.array(i, level)
+	case b == '-' || '0' <= b && b <= '9':
+		return c.number(i)
+	case b == 't':
+		return c.literal(i, "true")
+	case b == 'f':
+		return c.literal(i, "false")
+	case b == 'n':
+		return c.literal(i, "null")
+	}
+	return i, c.unexpected(i, "looking for a value")
+}
+
+// object checks the object that starts at i (at the '{').
+func (c *checker) object(i, level int) (int, error) {
+	if level > c.maxDepth {
+		return i, c.tooDeep()
+	}
+	// The keys read so far live in this frame, so the usual object needs
+	// no allocation: spans of the message, or of unescaped for keys that
+	// contain escapes.
+	var (
+		spanBuf      [maxLinearKeys]keySpan
+		spans        = spanBuf[:0]
+		unescapedBuf [64]byte
+		unescaped    = unescapedBuf[:0]
+		set          map[string]struct{} // folded keys, once there are too many for spans
+	)
+	d := c.data
+	i = skipSpace(d, i+1)
+	if i < len(d) && d[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(d) {
+			return i, errEnd
+		}
+		if d[i] != '"' {
+			return i, c.unexpected(i, "looking for an object key")
+		}
+		end, escaped, err := c.str(i)
+		if err != nil {
+			return end, err
+		}
+		span := keySpan{start: i + 1, end: end - 1}
+		if escaped {
+			start := len(unescaped)
+			unescaped = appendUnescaped(unescaped, d[span.start:span.end])
+			span = keySpan{start: start, end: len(unescaped), unescaped: true}
+		}
+		key := c.keyBytes(span, unescaped)
+		if set == nil && len(spans) == maxLinearKeys {
+			set = make(map[string]struct{}, 2*maxLinearKeys)
+			for _, s := range spans {
+				set[foldKey(c.keyBytes(s, unescaped))] = struct{}{}
+			}
+		}
+		if set == nil {
+			for _, s := range spans {
+				if bytes.EqualFold(c.keyBytes(s, unescaped), key) {
+					return i, duplicate(key)
+				}
+			}
+			spans = append(spans, span)
+		} else {
+			folded := foldKey(key)
+			if _, dup := set[folded]; dup {
+				return i, duplicate(key)
+			}
+			set[folded] = struct{}{}
+			if span.unescaped {
+				unescaped = unescaped[:span.start] // the set holds its own copy
+			}
+		}
+		i = skipSpace(d, end)
+		if i >= len(d) {
+			return i, errEnd
+		}
+		if d[i] != ':' {
+			return i, c.unexpected(i, "after an object key")
+		}
+		if i, err = c.value(skipSpace(d, i+1), level+1); err != nil {
+			return i, err
+		}
+		i = skipSpace(d, i)
+		if i >= len(d) {
+			return i, errEnd
+		}
+		switch d[i] {
+		case ',':
+			i = skipSpace(d, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return i, c.unexpected(i, "after an object value")
+		}
+	}
+}
+
+// keyBytes returns the key span locates.
+func (c *checker) keyBytes(span keySpan, unescaped []byte) []byte {
+	if span.unescaped {
+		return unescaped[span.start:span.end]
+	}
+	return c.data[span.start:span.end]
+}
+
+// array checks the array that starts at i (at the '[').
+func (c *checker) array(i, level int) (int, error) {
+	if level > c.maxDepth {
+		return i, c.tooDeep()
+	}
+	d := c.data
+	i = skipSpace(d, i+1)
+	if i < len(d) && d[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		var err error
+		if i, err = c.value(i, level+1); err != nil {
+			return i, err
+		}
+		i = skipSpace(d, i)
+		if i >= len(d) {
+			return i, errEnd
+		}
+		switch d[i] {
+		case ',':
+			i = skipSpace(d, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return i, c.unexpected(i, "after an array element")
+		}
+	}
+}
+
+// str checks the string that starts at i (at the opening quote) and returns
+// the offset after its closing quote and whether it contains escapes.
+func (c *checker) str(i int) (end int, escaped bool, err error) {
+	d := c.data
+	for j := i + 1; ; {
+		// Plain ASCII is the common case; stay in this loop for it.
+		for j < len(d) && d[j] >= 0x20 && d[j] < utf8.RuneSelf && d[j] != '"' && d[j] != '\\' {
+			j++
+		}
+		if j >= len(d) {
+			return j, escaped, errEnd
+		}
+		switch b := d[j]; {
+		case b == '"':
+			return j + 1, escaped, nil
+		case b == '\\':
+			escaped = true
+			if j+1 >= len(d) {
+				return j, escaped, errEnd
+			}
+			switch d[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				for k := j + 2; k < j+6; k++ {
+					if k >= len(d) {
+						return k, escaped, errEnd
+					}
+					if !isHex(d[k]) {
+						return k, escaped, c.unexpected(k, "in a \\u escape")
+					}
+				}
+				j += 6
+			default:
+				return j + 1, escaped, c.unexpected(j+1, "in a string escape")
+			}
+		case b < 0x20:
+			return j, escaped, c.unexpected(j, "in a string (control characters must be escaped)")
+		default:
+			r, size := utf8.DecodeRune(d[j:])
+			if r == utf8.RuneError && size == 1 {
+				return j, escaped, ErrInvalidUTF8
+			}
+			j += size
+		}
+	}
+}
+
+// number checks the number that starts at i, by the grammar of RFC 8259:
+// an optional minus, an integer part without leading zeros, an optional
+// fraction and an optional exponent.
+func (c *checker) number(i int) (int, error) {
+	d := c.data
+	if d[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(d):
+		return i, errEnd
+	case d[i] == '0':
+		i++
+	case '1' <= d[i] && d[i] <= '9':
+		i = skipDigits(d, i+1)
+	default:
+		return i, c.unexpected(i, "in a number")
+	}
+	if i < len(d) && d[i] == '.' {
+		if i++; i >= len(d) {
+			return i, errEnd
+		}
+		if !isDigit(d[i]) {
+			return i, c.unexpected(i, "after the decimal point")
+		}
+		i = skipDigits(d, i+1)
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		if i++; i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) {
+			return i, errEnd
+		}
+		if !isDigit(d[i]) {
+			return i, c.unexpected(i, "in an exponent")
+		}
+		i = skipDigits(d, i+1)
+	}
+	return i, nil
+}
+
+// literal checks that word (true, false or null) starts at i.
+func (c *checker) literal(i int, word string) (int, error) {
+	d := c.data
+	for k := 0; k < len(word); k++ {
+		if i+k >= len(d) {
+			return i + k, errEnd
+		}
+		if d[i+k] != word[k] {
+			return i + k, c.unexpected(i+k, "in literal "+word)
+		}
+	}
+	return i + len(word), nil
+}
+
+var errEnd = fmt.Errorf("%w: unexpected end", ErrSyntax)
+
+func (c *checker) unexpected(i int, where string) error {
+	b := c.data[i]
+	if b < 0x20 || b >= utf8.RuneSelf {
+		return fmt.Errorf("%w: unexpected byte 0x%02x %s at offset %d", ErrSyntax, b, where, i)
+	}
+	return fmt.Errorf("%w: unexpected %q %s at offset %d", ErrSyntax, b, where, i)
+}
+
+func (c *checker) tooDeep() error {
+	return fmt.Errorf("%w: more than %d levels", ErrTooDeep, c.maxDepth)
+}
+
+func duplicate(key []byte) error {
+	return fmt.Errorf("%w %q", ErrDuplicateKey, truncate(string(key)))
+}
+
+func skipSpace(d []byte, i int) int {
+	for i < len(d) && (d[i] == ' ' || d[i] == '\n' || d[i] == '\r' || d[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+func skipDigits(d []byte, i int) int {
+	for i < len(d) && isDigit(d[i]) {
+		i++
+	}
+	return i
+}
+
+func isDigit(b byte) bool { return '0' <= b && b <= '9' }
+
+func isHex(b byte) bool {
+	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
+}
+
+// appendUnescaped appends the content of a string that str accepted, with
+// its escapes decoded the way encoding/json decodes them: a surrogate pair
+// becomes one rune and a lone surrogate becomes U+FFFD.
+func appendUnescaped(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		if s[i] != '\\' {
+			dst = append(dst, s[i])
+			i++
+			continue
+		}
+		switch s[i+1] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := hex4(s[i+2 : i+6])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				decoded := unicode.ReplacementChar
+				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					if pair := utf16.DecodeRune(r, hex4(s[i+2:i+6])); pair != unicode.ReplacementChar {
+						decoded = pair
+						i += 6
+					}
+				}
+				r = decoded
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default: // '"', '\\', '/'
+			dst = append(dst, s[i+1])
+		}
+		i += 2
+	}
+	return dst
+}
+
+// hex4 decodes four hex digits that str accepted.
+func hex4(h []byte) rune {
+	var r rune
+	for _, b := range h[:4] {
+		switch {
+		case b <= '9':
+			b -= '0'
+		case b <= 'F':
+			b -= 'A' - 10
+		default:
+			b -= 'a' - 10
+		}
+		r = r<<4 | rune(b)
+	}
+	return r
+}
+
+// foldKey returns the canonical form of key under Unicode simple case
+// folding: foldKey(a) == foldKey(b) exactly when bytes.EqualFold(a, b).
+// Each rune becomes the smallest rune of its folding orbit.
+func foldKey(key []byte) string {
+	out := make([]byte, 0, len(key))
+	for i := 0; i < len(key); {
+		if b := key[i]; b < utf8.RuneSelf {
+			if 'a' <= b && b <= 'z' {
+				b -= 'a' - 'A'
+			}
+			out = append(out, b)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(key[i:])
+		out = utf8.AppendRune(out, foldRune(r))
+		i += size
+	}
+	return string(out)
+}
+
+// foldRune returns the smallest rune that folds to the same as r.
+func foldRune(r rune) rune {
+	smallest := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		smallest = min(smallest, f)
+	}
+	return smallest
 }
 
 func truncate(s string) string {
