@@ -61,12 +61,12 @@ func checkCases() []checkCase {
 		{"broken batch", `[{`, ErrBatch},
 		{"number message", `42`, ErrNotObject},
 		{"null message", `null`, ErrNotObject},
-		{"garbage message", `hello`, ErrNotObject},
-		{"form feed is not whitespace", "\f{}", ErrNotObject},
+		{"garbage message", `hello`, ErrSyntax},
+		{"form feed is not whitespace", "\f{}", ErrSyntax},
 		{"form feed inside", "{\"a\":\f1}", ErrSyntax},
 		{"vertical tab inside", "{\"a\":1\v}", ErrSyntax},
 		{"no-break space inside", "{\"a\":1\u00a0}", ErrSyntax},
-		{"byte order mark", "\ufeff{}", ErrNotObject},
+		{"byte order mark", "\ufeff{}", ErrSyntax},
 		{"two objects", `{}{}`, ErrSyntax},
 		{"trailing comma", `{"a":1,}`, ErrSyntax},
 		{"trailing garbage", `{"a":1}x`, ErrSyntax},
@@ -373,7 +373,10 @@ func referenceCheck(data []byte, maxDepth int) error {
 		return ErrBatch
 	case '{':
 	default:
-		return ErrNotObject
+		if json.Valid(data) {
+			return ErrNotObject
+		}
+		return fmt.Errorf("%w: not JSON", ErrSyntax)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
