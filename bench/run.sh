@@ -22,11 +22,13 @@ run() { # title, package, bench regexp, extra flags...
 }
 
 run "Relay: a small tools/call, direct vs through Warden (process CPU per call includes client, gateway and upstream)" ./bench 'BenchmarkCall' -benchtime 2000x
+run "Warden's pipeline between the transports (check, identify, route, validate, decide, respond)" ./internal/gateway 'BenchmarkPipeline' -benchtime 20000x
 run "Strict message check (every client message)" ./internal/wire 'BenchmarkCheck' -benchtime 20000x
 run "Argument decode, validate, re-encode" ./internal/argschema 'Benchmark' -benchtime 20000x
 run "Policy decision with 100 rules" ./internal/policy 'BenchmarkDecide' -benchtime 200000x
 run "Audit appends, durable (fsync), group commit" ./internal/audit 'BenchmarkAppendParallel' -benchtime 3s
 run "SQL classification" ./internal/classify/sqlclass 'BenchmarkClassify' -benchtime 2000x
+run "Database: a query through the connector and Warden vs the connector alone vs pgx" ./test/postgres 'Benchmark' -benchtime 200x
 run "Masking realistic JSON results" ./internal/mask 'BenchmarkMaskCallToolResult' -benchtime 1s
 run "Per-call credential: mint and verify" ./internal/credential 'BenchmarkMint' -benchtime 3000x
 
