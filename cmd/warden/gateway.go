@@ -16,6 +16,7 @@ import (
 	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/classify/sqlclass"
 	"github.com/wardenmcp/warden/internal/config"
+	"github.com/wardenmcp/warden/internal/credential"
 	"github.com/wardenmcp/warden/internal/gateway"
 	"github.com/wardenmcp/warden/internal/identity"
 	"github.com/wardenmcp/warden/internal/policy"
@@ -79,12 +80,17 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 		}
 		opts.Policy = rt.policy
 	}
+	db, err := sqlite.Open(cfg.Store, rt.logger)
+	if err != nil {
+		return fail(fmt.Errorf("store: %w", err))
+	}
+	rt.closers = append(rt.closers, db.Close)
+	tokens, err := sqlite.NewTokenStore(db, sqlite.TokenOptions{})
+	if err != nil {
+		return fail(fmt.Errorf("token store: %w", err))
+	}
+	opts.Tokens = tokens
 	if !cfg.Audit.Disabled {
-		db, err := sqlite.Open(cfg.Store, rt.logger)
-		if err != nil {
-			return fail(fmt.Errorf("store: %w", err))
-		}
-		rt.closers = append(rt.closers, db.Close)
 		keyFile := cfg.Audit.KeyFile
 		if keyFile == "" {
 			keyFile = audit.KeyPathFor(cfg.Store)
@@ -107,6 +113,17 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 	opts.Authn, err = identity.New(cfg.Identity, identity.Options{Logger: rt.logger})
 	if err != nil {
 		return fail(fmt.Errorf("identity: %w", err))
+	}
+	if !cfg.Credentials.Disabled {
+		keys, err := credential.LoadOrCreateKeySet(cfg.Credentials.KeyDir, credential.KeySetOptions{})
+		if err != nil {
+			return fail(fmt.Errorf("credential keys: %w", err))
+		}
+		opts.Credentials, err = credential.NewMinter(keys, credential.MinterOptions{Issuer: cfg.Credentials.Issuer, Lifetime: cfg.Credentials.Lifetime.D()})
+		if err != nil {
+			return fail(fmt.Errorf("credentials: %w", err))
+		}
+		opts.JWKS = credential.JWKSHandler(keys, 0)
 	}
 	opts.Local, err = rt.startConnectors()
 	if err != nil {

@@ -67,6 +67,11 @@ type Config struct {
 	// StdioPrincipal is the caller of `warden stdio`. Default: the local
 	// user, with no roles.
 	StdioPrincipal *Principal `yaml:"stdio_principal"`
+	// Credentials configures the short-lived credential Warden mints for
+	// each forwarded tool call (a signed JWT in _meta, and the bearer token
+	// to HTTP upstreams), published for verification at
+	// /.well-known/jwks.json.
+	Credentials Credentials `yaml:"credentials"`
 	// Identity says how HTTP callers prove who they are: API keys, OAuth
 	// bearer JWTs, or an explicitly configured anonymous principal.
 	// Without any, every HTTP request is refused.
@@ -90,6 +95,19 @@ type Audit struct {
 	// CheckpointInterval is the longest time between checkpoints while
 	// records are written. 0 means one minute.
 	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+}
+
+// Credentials configures per-call credentials.
+type Credentials struct {
+	// Disabled turns them off; calls then carry no credential.
+	Disabled bool `yaml:"disabled"`
+	// Issuer is the "iss" of every credential. Default "warden".
+	Issuer string `yaml:"issuer"`
+	// Lifetime of a credential. Default 30s; at most 5m.
+	Lifetime Duration `yaml:"lifetime"`
+	// KeyDir holds the signing keys (created 0700 when missing). Default:
+	// the store file's name + ".keys".
+	KeyDir string `yaml:"key_dir"`
 }
 
 // CatalogEntry is the operator's description of one tool.
@@ -250,6 +268,13 @@ func (c *Config) setDefaults() {
 		c.Store = "warden.db"
 	}
 	c.Store = c.Resolve(c.Store)
+	if c.Credentials.Issuer == "" {
+		c.Credentials.Issuer = "warden"
+	}
+	if c.Credentials.KeyDir == "" {
+		c.Credentials.KeyDir = c.Store + ".keys"
+	}
+	c.Credentials.KeyDir = c.Resolve(c.Credentials.KeyDir)
 	if c.Audit.KeyFile != "" {
 		c.Audit.KeyFile = c.Resolve(c.Audit.KeyFile)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wardenmcp/warden/internal/credential"
 )
 
 // The forwarders below run as the protocol layer's handlers, inside the
@@ -131,7 +133,18 @@ func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do e
 		return zero, &UpstreamError{Message: fmt.Sprintf("upstream %s is unavailable", t.up.name), Cause: err}
 	}
 	in := &inflight{ctx: ctx, ss: t.ss}
-	meta, forget := g.relay.mapProgress(forwardedMeta(t.meta), in)
+	meta := forwardedMeta(t.meta)
+	var bearer string
+	if call != nil && call.Method == "tools/call" && g.minter != nil {
+		bearer, err = g.mintCredential(call, t)
+		if err != nil {
+			release()
+			return zero, err
+		}
+		meta = withMeta(meta, credentialMetaKey, bearer)
+		upCtx = context.WithValue(upCtx, bearerKey{}, bearer)
+	}
+	meta, forget := g.relay.mapProgress(meta, in)
 	if !stateless {
 		defer release()
 		b.begin(in)
@@ -145,6 +158,9 @@ func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do e
 	// an answer to its question: it gets a context of its own.
 	cancel()
 	upCtx, cancelCall := g.detached(context.Background())
+	if bearer != "" {
+		upCtx = context.WithValue(upCtx, bearerKey{}, bearer)
+	}
 	cancel = nil
 	pc := newPendingCall(t, call)
 	in.bridge = pc
@@ -231,6 +247,42 @@ func forwardedMeta(meta mcp.Meta) mcp.Meta {
 
 // wardenMetaPrefix is the _meta namespace of what Warden tells upstreams.
 const wardenMetaPrefix = "io.wardenmcp/"
+
+// credentialMetaKey is where an upstream finds its per-call credential
+// (pkg/verify reads it there).
+const credentialMetaKey = "io.wardenmcp/credential"
+
+// bearerKey carries the per-call credential to the HTTP transport, which
+// sends it as the upstream request's bearer token.
+type bearerKey struct{}
+
+// mintCredential issues the credential for one forwarded tool call: good
+// for seconds, for this upstream, this tool and these exact argument bytes.
+// If it cannot be minted the call does not go out.
+func (g *Gateway) mintCredential(call *Call, t target) (string, error) {
+	token, id, err := g.minter.Mint(credential.Claims{
+		Subject:    call.Principal.ID,
+		Audience:   t.up.name,
+		Tool:       t.name,
+		Op:         call.Method,
+		ArgsDigest: credential.ArgsDigest(call.argsJSON),
+	})
+	if err != nil {
+		return "", &UpstreamError{Message: "could not issue the call's credential", Cause: err}
+	}
+	call.CredentialID = id
+	return token, nil
+}
+
+// withMeta returns meta with one more key, leaving the original alone.
+func withMeta(meta mcp.Meta, k string, v any) mcp.Meta {
+	out := make(mcp.Meta, len(meta)+1)
+	for mk, mv := range meta {
+		out[mk] = mv
+	}
+	out[k] = v
+	return out
+}
 
 // requestState is what Warden seals into the requestState it gives a
 // client: the upstream's own state, or the id of a call waiting for the

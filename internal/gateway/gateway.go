@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,9 @@ import (
 
 	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/config"
+	"github.com/wardenmcp/warden/internal/credential"
 	"github.com/wardenmcp/warden/internal/identity"
+	"github.com/wardenmcp/warden/internal/mask"
 	"github.com/wardenmcp/warden/internal/policy"
 )
 
@@ -55,6 +58,15 @@ type Options struct {
 	// Local are servers inside Warden (built-in connectors), by upstream
 	// name; they are reached through the protocol like any upstream.
 	Local map[string]*mcp.Server
+	// Credentials mints the short-lived credential each forwarded tool
+	// call carries; JWKS publishes the keys that verify them. Nil means
+	// calls carry none.
+	Credentials *credential.Minter
+	JWKS        http.Handler
+	// Tokens stores the tokens of the policy's tokenize masking action;
+	// a TokenRecorder records whom each token was issued to. Nil: a result
+	// the policy would tokenize is withheld.
+	Tokens mask.TokenSink
 }
 
 // PolicySource returns the policy in force; it may change between calls
@@ -78,6 +90,10 @@ type Gateway struct {
 	policy    PolicySource
 	audit     Auditor
 	authn     *identity.Authenticator
+	minter    *credential.Minter
+	jwks      http.Handler
+	tokens    mask.TokenSink
+	maskers   maskerCache
 	// principals carries HTTP callers from the front to the pipeline.
 	principals principalTable
 	// sessionOwners binds stateful sessions to the caller that opened them.
@@ -126,6 +142,9 @@ func New(opts Options) (*Gateway, error) {
 		policy:    opts.Policy,
 		audit:     opts.Audit,
 		authn:     opts.Authn,
+		minter:    opts.Credentials,
+		jwks:      opts.JWKS,
+		tokens:    opts.Tokens,
 		listings:  map[string]*listing{},
 	}
 	g.life, g.stop = context.WithCancel(context.Background())

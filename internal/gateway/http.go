@@ -19,6 +19,9 @@ import (
 	"github.com/wardenmcp/warden/internal/wire"
 )
 
+// JWKSPath is where the keys that verify per-call credentials are published.
+const JWKSPath = "/.well-known/jwks.json"
+
 // firstStatelessRevision is the first protocol revision without sessions.
 const firstStatelessRevision = "2026-07-28"
 
@@ -31,6 +34,9 @@ func (g *Gateway) Handler() http.Handler {
 		&mcp.StreamableHTTPOptions{Logger: g.logger, MaxRequestBodyBytes: limit, Stateless: true, PropagateRequestCancellation: true})
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", &front{g: g, stateful: stateful, stateless: stateless})
+	if g.jwks != nil {
+		mux.Handle(JWKSPath, g.jwks)
+	}
 	if g.authn != nil {
 		meta := g.authn.MetadataHandler()
 		mux.Handle(identity.MetadataPath, meta)

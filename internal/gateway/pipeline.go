@@ -286,7 +286,8 @@ func (g *Gateway) execute(ctx context.Context, call *Call, next mcp.MethodHandle
 	return next(ctx, call.Method, call.request)
 }
 
-// filter removes from list results what the caller may not use.
+// filter removes from list results what the caller may not use and masks
+// tool, resource and prompt results by the caller's clearance (mask.go).
 func (g *Gateway) filter(ctx context.Context, call *Call, res mcp.Result) (mcp.Result, error) {
 	pol := g.currentPolicy()
 	var principal policy.Principal
@@ -321,6 +322,8 @@ func (g *Gateway) filter(ctx context.Context, call *Call, res mcp.Result) (mcp.R
 			}
 		}
 		r.Resources = kept
+	case *mcp.CallToolResult, *mcp.ReadResourceResult, *mcp.GetPromptResult:
+		return g.maskResult(ctx, call, res)
 	}
 	return res, nil
 }
@@ -377,6 +380,9 @@ func (g *Gateway) auditRecord(call *Call, kind audit.Kind) audit.Record {
 		PolicyVersion: call.Decision.PolicyVersion,
 		Upstream:      call.Upstream,
 		Shadow:        call.Decision.Shadowed,
+		CredentialID:  call.CredentialID,
+		Masked:        call.Masked,
+		Labels:        call.Labels,
 	}
 	if ss, ok := call.request.GetSession().(*mcp.ServerSession); ok && ss != nil {
 		rec.Session = ss.ID()
@@ -479,6 +485,12 @@ type Call struct {
 	Decision        Decision
 	Started         time.Time
 	UpstreamLatency time.Duration
+	CredentialID    string // the per-call credential minted, if any
+	// Masked lists what masking found in the result: "CLASS:count:action"
+	// per class, then the JSONPaths of the values changed; never a value.
+	Masked []string
+	// Labels are the data labels the result carries (pii, secret, …).
+	Labels []string
 
 	request  mcp.Request
 	tool     *toolRoute

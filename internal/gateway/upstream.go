@@ -280,19 +280,25 @@ func (u *upstream) close() {
 	}
 }
 
-// headerTransport adds the configured static headers to every request.
+// headerTransport adds the configured static headers to every request, and
+// the per-call credential of the call the request belongs to.
 type headerTransport struct {
 	base    http.RoundTripper
 	headers http.Header
 }
 
 func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if len(t.headers) == 0 {
+	bearer, _ := r.Context().Value(bearerKey{}).(string)
+	if len(t.headers) == 0 && bearer == "" {
 		return t.base.RoundTrip(r)
 	}
 	r = r.Clone(r.Context())
 	for k, v := range t.headers {
 		r.Header[k] = v
+	}
+	if bearer != "" {
+		// The per-call credential replaces any static Authorization.
+		r.Header.Set("Authorization", "Bearer "+bearer)
 	}
 	return t.base.RoundTrip(r)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -213,6 +214,11 @@ func (c *Compiler) compileSources(srcs []source) (*Policy, error) {
 			continue // the parser reported why
 		}
 		p.rules = append(p.rules, r)
+	}
+	if doc.Masking != nil {
+		m, merrs := c.compileMasking(doc.Masking, os.LookupEnv)
+		errs = append(errs, merrs...)
+		p.masking = m
 	}
 	if len(errs) > 0 {
 		sortErrors(errs)

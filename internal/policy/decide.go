@@ -20,6 +20,7 @@ type Policy struct {
 	index   [numKinds]ruleIndex
 	schemas map[string]*argschema.Schema
 	doc     *document
+	masking *masking // nil: results are not masked
 }
 
 // ruleIndex finds the rules for a name: exact targets by map lookup, glob

@@ -97,6 +97,7 @@ type document struct {
 	Roles    map[string]roleDef `json:"roles"`
 	Rules    []ruleDef          `json:"rules"`
 	Tools    map[string]any     `json:"tools"`
+	Masking  *maskingDef        `json:"masking,omitempty"`
 
 	// Positions for errors and lint, not part of the canonical form.
 	roleAt map[string]pos
@@ -217,6 +218,8 @@ func (p *parser) parseFile(data []byte, doc *document, defaultsAt *string) {
 			p.parseDefaults(v, doc)
 		case "tools":
 			p.parseTools(v, doc)
+		case "masking":
+			p.parseMasking(k, v, doc)
 		default:
 			p.errorf(k, "", "unknown field %q", k.Value)
 		}

@@ -1,0 +1,304 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wardenmcp/warden/internal/mask"
+	"github.com/wardenmcp/warden/internal/mask/detect"
+	"github.com/wardenmcp/warden/internal/policy"
+)
+
+// Masking, the second half of the filter stage. Tool, resource and prompt
+// results are masked by the plan the policy's masking section gives the
+// caller (policy.MaskPlan, from the same input the decide stage used).
+// Masking is opt-in: with no policy, or a policy without a masking
+// section, results pass unmasked. Once the policy asks for masking it
+// fails closed: a result that cannot be masked, or that would release more
+// findings of a class than max_per_class allows, is withheld, never
+// passed on unmasked.
+
+// TokenRecorder is a token sink that records whom each token was issued
+// to, so that only the same principal and task can resolve it (the SQLite
+// store's TokenStore). When Options.Tokens implements it, tokens are
+// recorded for the calling principal (TokenOwner) and task.
+type TokenRecorder interface {
+	PutToken(ctx context.Context, token, class, value, principal, task string) error
+}
+
+// TokenOwner is the principal a token is recorded for: the caller's
+// authentication method, tenant and id, each path-escaped and joined by
+// "/", so that an API key and a token subject of the same name are
+// different owners.
+func TokenOwner(p Principal) string {
+	return url.PathEscape(p.Method) + "/" + url.PathEscape(p.Tenant) + "/" + url.PathEscape(p.ID)
+}
+
+// maxMaskedPaths bounds the paths a call records; the counts per class
+// are always complete.
+const maxMaskedPaths = 64
+
+// maskResult masks a tool, resource or prompt result for the caller.
+func (g *Gateway) maskResult(ctx context.Context, call *Call, res mcp.Result) (mcp.Result, error) {
+	pol := g.currentPolicy()
+	if pol == nil {
+		return res, nil
+	}
+	settings, ok := pol.Masking()
+	if !ok {
+		return res, nil
+	}
+	plan, err := pol.MaskPlan(g.policyInput(call))
+	if err != nil {
+		// The plan redacts what the failing rules cover; keep going.
+		g.logger.Warn("masking rule failed; its classes are redacted", "id", call.ID, "err", err)
+	}
+	m, err := g.masker(ctx, call, pol, plan, settings)
+	if err != nil {
+		return g.withhold(call, "could not be checked for sensitive data", fmt.Errorf("building masker: %w", err))
+	}
+	raw, state, err := marshalResult(res)
+	if err != nil {
+		return g.withhold(call, "could not be checked for sensitive data", err)
+	}
+	out, rep, err := mask.MaskCallToolResult(raw, m)
+	switch {
+	case err != nil:
+		return g.withhold(call, "could not be checked for sensitive data", err)
+	case rep.NotJSON:
+		return g.withhold(call, "could not be checked for sensitive data", errors.New("the encoded result is not JSON"))
+	}
+	call.Masked, call.Labels = maskedSummary(rep, plan), rep.Labels
+	if rep.TokenFailures > 0 {
+		g.logger.Warn("tokens could not be stored; those values were redacted", "id", call.ID, "count", rep.TokenFailures)
+	}
+	if class, limit, over := overLimit(rep, plan, settings.MaxPerClass); over {
+		call.Masked = append(call.Masked, fmt.Sprintf("withheld:%s>%d", class, limit))
+		return g.withhold(call, fmt.Sprintf("more than %d %s values", limit, class), nil)
+	}
+	if len(rep.Paths) == 0 {
+		return res, nil // nothing changed: the result is forwarded as it was
+	}
+	masked, err := unmarshalResult(res, out, state)
+	if err != nil {
+		return g.withhold(call, "could not be checked for sensitive data", err)
+	}
+	return masked, nil
+}
+
+// withhold answers a result that may not be released: a tool error for
+// tools/call, a JSON-RPC error otherwise. cause is for the log only.
+func (g *Gateway) withhold(call *Call, why string, cause error) (mcp.Result, error) {
+	msg := fmt.Sprintf("result withheld: %s (call %s)", why, call.ID)
+	g.logger.Warn("result withheld", "id", call.ID, "reason", why, "err", cause)
+	if call.Method == "tools/call" {
+		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}, nil
+	}
+	return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: msg}
+}
+
+// overLimit reports the first class (by name) whose findings the plan
+// releases in some form (anything but redact) and exceed its limit.
+func overLimit(rep mask.Report, plan mask.Plan, limits map[string]int) (string, int, bool) {
+	var classes []string
+	for class, limit := range limits {
+		if rep.Counts[class] > limit && plan.ActionFor(class) != mask.Redact {
+			classes = append(classes, class)
+		}
+	}
+	if len(classes) == 0 {
+		return "", 0, false
+	}
+	slices.Sort(classes)
+	return classes[0], limits[classes[0]], true
+}
+
+// maskedSummary lists "CLASS:count:action" per class found, sorted, then
+// the changed paths (at most maxMaskedPaths).
+func maskedSummary(rep mask.Report, plan mask.Plan) []string {
+	if len(rep.Counts) == 0 && len(rep.Paths) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(rep.Counts)+min(len(rep.Paths), maxMaskedPaths)+1)
+	for class, n := range rep.Counts {
+		out = append(out, class+":"+strconv.Itoa(n)+":"+string(plan.ActionFor(class)))
+	}
+	slices.Sort(out)
+	if len(rep.Paths) > maxMaskedPaths {
+		out = append(out, rep.Paths[:maxMaskedPaths]...)
+		return append(out, fmt.Sprintf("… %d more paths", len(rep.Paths)-maxMaskedPaths))
+	}
+	return append(out, rep.Paths...)
+}
+
+// marshalResult encodes a result for masking. The requestState of an
+// input-required result is Warden's own sealed state, not data: it is
+// taken out before masking and put back after.
+func marshalResult(res mcp.Result) (raw []byte, state string, err error) {
+	switch r := res.(type) {
+	case *mcp.CallToolResult:
+		if r == nil {
+			return nil, "", errors.New("nil tool result")
+		}
+		c := *r
+		state, c.RequestState = c.RequestState, ""
+		raw, err = json.Marshal(&c)
+	case *mcp.ReadResourceResult:
+		if r == nil {
+			return nil, "", errors.New("nil resource result")
+		}
+		c := *r
+		state, c.RequestState = c.RequestState, ""
+		raw, err = json.Marshal(&c)
+	case *mcp.GetPromptResult:
+		if r == nil {
+			return nil, "", errors.New("nil prompt result")
+		}
+		c := *r
+		state, c.RequestState = c.RequestState, ""
+		raw, err = json.Marshal(&c)
+	default:
+		return nil, "", fmt.Errorf("cannot mask a %T", res)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding result: %w", err)
+	}
+	return raw, state, nil
+}
+
+// unmarshalResult decodes the masked JSON into a result of the same type
+// as res and puts the requestState back.
+func unmarshalResult(res mcp.Result, raw []byte, state string) (mcp.Result, error) {
+	var out mcp.Result
+	var err error
+	switch res.(type) {
+	case *mcp.CallToolResult:
+		r := new(mcp.CallToolResult)
+		err = json.Unmarshal(raw, r)
+		r.RequestState, out = state, r
+	case *mcp.ReadResourceResult:
+		r := new(mcp.ReadResourceResult)
+		err = json.Unmarshal(raw, r)
+		r.RequestState, out = state, r
+	case *mcp.GetPromptResult:
+		r := new(mcp.GetPromptResult)
+		err = json.Unmarshal(raw, r)
+		r.RequestState, out = state, r
+	default:
+		return nil, fmt.Errorf("cannot decode a %T", res)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decoding masked result: %w", err)
+	}
+	return out, nil
+}
+
+// masker returns the masker for a plan. Maskers are cached per policy and
+// plan (callers of the same role and clearance share one), except when the
+// plan tokenizes into a TokenRecorder: the sink is then bound to this
+// caller, so the masker is built for the call.
+func (g *Gateway) masker(ctx context.Context, call *Call, pol *policy.Policy, plan mask.Plan, s policy.MaskSettings) (*mask.Masker, error) {
+	opts := mask.Options{Scanner: detect.Default(), Plan: plan, HashKey: s.HashKey, Tokens: g.tokens, Paths: s.Paths}
+	if rec, ok := g.tokens.(TokenRecorder); ok && usesTokenize(plan) {
+		opts.Tokens = boundTokens{ctx: ctx, rec: rec, principal: TokenOwner(call.Principal)}
+		return mask.New(opts)
+	}
+	return g.maskers.get(pol, planKey(plan), func() (*mask.Masker, error) { return mask.New(opts) })
+}
+
+func usesTokenize(plan mask.Plan) bool {
+	if plan.Default == mask.Tokenize {
+		return true
+	}
+	for _, a := range plan.Actions {
+		if a == mask.Tokenize {
+			return true
+		}
+	}
+	return false
+}
+
+// planKey is a plan's canonical form: its actions sorted by class, then
+// the default.
+func planKey(plan mask.Plan) string {
+	classes := make([]string, 0, len(plan.Actions))
+	for c := range plan.Actions {
+		classes = append(classes, c)
+	}
+	slices.Sort(classes)
+	var b strings.Builder
+	for _, c := range classes {
+		b.WriteString(c)
+		b.WriteByte('=')
+		b.WriteString(string(plan.Actions[c]))
+		b.WriteByte(',')
+	}
+	b.WriteString("default=")
+	b.WriteString(string(plan.ActionFor("")))
+	return b.String()
+}
+
+// boundTokens records tokens for one caller.
+type boundTokens struct {
+	ctx       context.Context
+	rec       TokenRecorder
+	principal string
+	task      string
+}
+
+func (b boundTokens) Put(token, class, value string) error {
+	return b.rec.PutToken(b.ctx, token, class, value, b.principal, b.task)
+}
+
+// maxCachedMaskers bounds the maskers kept per policy; plans beyond it
+// get a masker per call.
+const maxCachedMaskers = 256
+
+// maskerCache keeps the maskers of the running policy by plan. A reload
+// replaces the policy, and with it the whole cache.
+type maskerCache struct {
+	cur atomic.Pointer[maskerSet]
+}
+
+type maskerSet struct {
+	pol    *policy.Policy
+	byPlan sync.Map // plan key → *mask.Masker
+	n      atomic.Int32
+}
+
+func (c *maskerCache) get(pol *policy.Policy, key string, build func() (*mask.Masker, error)) (*mask.Masker, error) {
+	set := c.cur.Load()
+	if set == nil || set.pol != pol {
+		next := &maskerSet{pol: pol}
+		if c.cur.CompareAndSwap(set, next) {
+			set = next
+		} else if set = c.cur.Load(); set.pol != pol {
+			return build() // a concurrent reload: do not cache
+		}
+	}
+	if m, ok := set.byPlan.Load(key); ok {
+		return m.(*mask.Masker), nil
+	}
+	m, err := build()
+	if err != nil {
+		return nil, err
+	}
+	if set.n.Load() < maxCachedMaskers {
+		if prev, loaded := set.byPlan.LoadOrStore(key, m); loaded {
+			return prev.(*mask.Masker), nil
+		}
+		set.n.Add(1)
+	}
+	return m, nil
+}
