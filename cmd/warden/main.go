@@ -66,6 +66,8 @@ Start with 'warden serve --config FILE' (Streamable HTTP) or
 		newConnectorCmd(),
 		newMaskCmd(),
 		newAuditCmd(),
+		newGrantsCmd(),
+		newToolsCmd(),
 	)
 	return root
 }

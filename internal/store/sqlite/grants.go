@@ -1,0 +1,294 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wardenmcp/warden/internal/grant"
+)
+
+// GrantStore is the grant.Store kept in the database's grants table. Every
+// change runs in one immediate transaction, so Consume's check and charge
+// are atomic across processes sharing the file, and the rate limiter's
+// state is a column: limits survive a restart.
+type GrantStore struct {
+	db *DB
+}
+
+var _ grant.Store = (*GrantStore)(nil)
+
+// Grants returns the database's grant store.
+func (d *DB) Grants() *GrantStore { return &GrantStore{db: d} }
+
+const grantColumns = `id, principal, tools, scope, budget, rate, expires_ns, created_ns, revoked_ns,
+	parent, depth, labels, used, secret_hash, rate_tat_ns`
+
+// Create implements grant.Store.
+func (s *GrantStore) Create(ctx context.Context, g grant.Grant) error {
+	if err := grant.CheckStorable(g); err != nil {
+		return err
+	}
+	g = grant.Normalize(g)
+	tools, err := json.Marshal(g.Tools)
+	if err != nil {
+		return fmt.Errorf("create grant %s: %w", g.ID, err)
+	}
+	scope, err := nullJSON(g.Scope, len(g.Scope) == 0)
+	if err != nil {
+		return fmt.Errorf("create grant %s: %w", g.ID, err)
+	}
+	labels, err := nullJSON(g.Labels, len(g.Labels) == 0)
+	if err != nil {
+		return fmt.Errorf("create grant %s: %w", g.ID, err)
+	}
+	return s.inTx(ctx, "create grant "+g.ID, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM grants WHERE id = ?`, g.ID).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return grant.ErrExists
+		}
+		var parent any
+		if g.Parent != "" {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM grants WHERE id = ?`, g.Parent).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("parent %s: %w", g.Parent, grant.ErrUnknown)
+			}
+			parent = g.Parent
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO grants (`+grantColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			g.ID, g.Principal, string(tools), scope, g.Budget, g.Rate, nanos(g.ExpiresAt), nanos(g.CreatedAt),
+			nullNanos(g.RevokedAt), parent, g.Depth, labels, g.Used, g.SecretHash, nanos(g.RateTAT))
+		return err
+	})
+}
+
+// Get implements grant.Store.
+func (s *GrantStore) Get(ctx context.Context, id string) (grant.Grant, error) {
+	g, err := getGrant(ctx, s.db.sql, id)
+	if err != nil {
+		return grant.Grant{}, fmt.Errorf("read grant %q: %w", id, err)
+	}
+	return g, nil
+}
+
+// List implements grant.Store.
+func (s *GrantStore) List(ctx context.Context, f grant.ListFilter) ([]grant.Grant, error) {
+	f, err := f.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	q, args := `SELECT `+grantColumns+` FROM grants`, []any{}
+	if f.Principal != "" {
+		q += ` WHERE principal = ?`
+		args = append(args, f.Principal)
+	}
+	q += ` ORDER BY rowid LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := s.db.sql.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list grants: %w", err)
+	}
+	defer rows.Close()
+	out := []grant.Grant{}
+	for rows.Next() {
+		g, err := scanGrant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list grants: %w", err)
+		}
+		out = append(out, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list grants: %w", err)
+	}
+	return out, nil
+}
+
+// Revoke implements grant.Store.
+func (s *GrantStore) Revoke(ctx context.Context, id string, now time.Time) (grant.Grant, error) {
+	var out grant.Grant
+	err := s.inTx(ctx, "revoke grant "+id, func(tx *sql.Tx) error {
+		g, err := getGrant(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if g.RevokedAt.IsZero() {
+			g.RevokedAt = grant.Timestamp(now)
+			if _, err := tx.ExecContext(ctx, `UPDATE grants SET revoked_ns = ? WHERE id = ?`, nanos(g.RevokedAt), id); err != nil {
+				return err
+			}
+		}
+		out = g
+		return nil
+	})
+	return out, err
+}
+
+// Consume implements grant.Store.
+func (s *GrantStore) Consume(ctx context.Context, id string, now time.Time) (grant.Grant, error) {
+	var out grant.Grant
+	err := s.inTx(ctx, "consume grant "+id, func(tx *sql.Tx) error {
+		chain, err := getChain(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		leaf, updated, err := grant.ConsumeChain(chain, now)
+		if err != nil {
+			return err
+		}
+		for _, g := range updated {
+			if _, err := tx.ExecContext(ctx, `UPDATE grants SET used = ?, rate_tat_ns = ? WHERE id = ?`,
+				g.Used, nanos(g.RateTAT), g.ID); err != nil {
+				return err
+			}
+		}
+		out = leaf
+		return nil
+	})
+	return out, err
+}
+
+// AddLabels implements grant.Store.
+func (s *GrantStore) AddLabels(ctx context.Context, id string, labels ...string) (grant.Grant, error) {
+	var out grant.Grant
+	err := s.inTx(ctx, "label grant "+id, func(tx *sql.Tx) error {
+		chain, err := getChain(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		for i, g := range chain {
+			g, err := grant.WithLabels(g, labels)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				out = g
+			}
+			col, err := nullJSON(g.Labels, len(g.Labels) == 0)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE grants SET labels = ? WHERE id = ?`, col, g.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// inTx runs f in an immediate transaction, committing when it returns nil.
+func (s *GrantStore) inTx(ctx context.Context, what string, f func(*sql.Tx) error) error {
+	tx, err := s.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", what, err)
+	}
+	return nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getGrant(ctx context.Context, q queryer, id string) (grant.Grant, error) {
+	g, err := scanGrant(q.QueryRowContext(ctx, `SELECT `+grantColumns+` FROM grants WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return grant.Grant{}, grant.ErrUnknown
+	}
+	return g, err
+}
+
+// getChain reads id's grant and its ancestors, leaf first.
+func getChain(ctx context.Context, q queryer, id string) ([]grant.Grant, error) {
+	var chain []grant.Grant
+	for next := id; next != "" && len(chain) <= grant.MaxDepth; {
+		g, err := getGrant(ctx, q, next)
+		if err != nil {
+			return nil, fmt.Errorf("grant %q: %w", next, err)
+		}
+		chain = append(chain, g)
+		next = g.Parent
+	}
+	return chain, nil
+}
+
+func scanGrant(row interface{ Scan(...any) error }) (grant.Grant, error) {
+	var (
+		g                         grant.Grant
+		tools                     string
+		scope, labels, parent     sql.NullString
+		expires, created, rateTAT int64
+		revoked                   sql.NullInt64
+	)
+	if err := row.Scan(&g.ID, &g.Principal, &tools, &scope, &g.Budget, &g.Rate, &expires, &created, &revoked,
+		&parent, &g.Depth, &labels, &g.Used, &g.SecretHash, &rateTAT); err != nil {
+		return grant.Grant{}, err
+	}
+	if err := json.Unmarshal([]byte(tools), &g.Tools); err != nil {
+		return grant.Grant{}, fmt.Errorf("grant %s: column tools: %w", g.ID, err)
+	}
+	if scope.Valid {
+		if err := json.Unmarshal([]byte(scope.String), &g.Scope); err != nil {
+			return grant.Grant{}, fmt.Errorf("grant %s: column scope: %w", g.ID, err)
+		}
+	}
+	if labels.Valid {
+		if err := json.Unmarshal([]byte(labels.String), &g.Labels); err != nil {
+			return grant.Grant{}, fmt.Errorf("grant %s: column labels: %w", g.ID, err)
+		}
+	}
+	g.Parent = parent.String
+	g.ExpiresAt, g.CreatedAt, g.RateTAT = fromNanos(expires), fromNanos(created), fromNanos(rateTAT)
+	if revoked.Valid {
+		g.RevokedAt = fromNanos(revoked.Int64)
+	}
+	return grant.Normalize(g), nil
+}
+
+// nanos is t in Unix nanoseconds, 0 for the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func nullNanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+// nullJSON encodes v for a nullable JSON text column.
+func nullJSON(v any, empty bool) (any, error) {
+	if empty {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
