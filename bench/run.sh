@@ -32,6 +32,13 @@ run "Database: a query through the connector and Warden vs the connector alone v
 run "Masking realistic JSON results" ./internal/mask 'BenchmarkMaskCallToolResult' -benchtime 1s
 run "Per-call credential: mint and verify" ./internal/credential 'BenchmarkMint' -benchtime 3000x
 
+# The load test runs the warden binary itself: it starts the upstream and the
+# gateway as their own processes to measure the gateway's CPU and memory.
+bin=$(mktemp -d)
+trap 'rm -f "$tmp"; rm -rf "$bin"' EXIT
+go build -o "$bin/warden" ./cmd/warden
+"$bin/warden" bench --report bench/RESULTS-load.md --plot bench/latency.svg
+
 {
 	echo "# Benchmark results"
 	echo
@@ -46,5 +53,11 @@ run "Per-call credential: mint and verify" ./internal/credential 'BenchmarkMint'
 	cat bench/NOTES.md
 	echo
 	cat "$tmp"
+	echo "## Load: direct vs through Warden"
+	echo
+	echo "From \`warden bench\` (bench/RESULTS-load.md); the plot is [bench/latency.svg](latency.svg)."
+	echo
+	# The load report's own title is replaced by the section heading above.
+	sed '1{/^# /d}' bench/RESULTS-load.md | sed 's/^## /### /'
 } >"$out"
 echo "wrote $out"

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/user"
 	"time"
@@ -13,11 +15,13 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wardenmcp/warden/connector/postgres"
+	"github.com/wardenmcp/warden/internal/admin"
 	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/classify/sqlclass"
 	"github.com/wardenmcp/warden/internal/config"
 	"github.com/wardenmcp/warden/internal/credential"
 	"github.com/wardenmcp/warden/internal/gateway"
+	"github.com/wardenmcp/warden/internal/grant"
 	"github.com/wardenmcp/warden/internal/identity"
 	"github.com/wardenmcp/warden/internal/policy"
 	"github.com/wardenmcp/warden/internal/seal"
@@ -31,6 +35,7 @@ type runtime struct {
 	logger  *slog.Logger
 	gateway *gateway.Gateway
 	policy  *policy.Holder // nil without a policy
+	admin   http.Handler   // nil without admin_listen
 	closers []func() error // in the order to close them
 }
 
@@ -110,6 +115,22 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 		rt.closers = append(rt.closers, log.Close)
 		opts.Audit = log
 	}
+
+	grants := db.Grants()
+	opts.Grants = grantsAdapter{Resolver: grant.NewResolver(grants), store: grants}
+	opts.StdioTask = os.Getenv("WARDEN_TASK")
+	if cfg.AdminListen != "" {
+		rt.admin, err = admin.New(cfg.Admin, admin.Options{
+			Grants:  grants,
+			Audit:   adminAudit(opts.Audit),
+			Logger:  rt.logger,
+			Status:  rt.status,
+			MCPKeys: cfg.Identity.APIKeys,
+		})
+		if err != nil {
+			return fail(err)
+		}
+	}
 	opts.Authn, err = identity.New(cfg.Identity, identity.Options{Logger: rt.logger})
 	if err != nil {
 		return fail(fmt.Errorf("identity: %w", err))
@@ -173,6 +194,46 @@ func (rt *runtime) startConnectors() (map[string]*mcp.Server, error) {
 		servers[name] = srv
 	}
 	return servers, nil
+}
+
+// grantsAdapter gives the gateway the grant store's labelling alongside
+// the resolver.
+type grantsAdapter struct {
+	*grant.Resolver
+	store grant.Store
+}
+
+func (a grantsAdapter) AddLabels(ctx context.Context, id string, labels ...string) error {
+	_, err := a.store.AddLabels(ctx, id, labels...)
+	return err
+}
+
+// adminAudit records admin API changes (grants created, derived, revoked)
+// in the audit log; without one they are only logged by the API.
+func adminAudit(log gateway.Auditor) func(context.Context, admin.Event) error {
+	return func(ctx context.Context, e admin.Event) error {
+		if log == nil {
+			return nil
+		}
+		extra, err := json.Marshal(map[string]any{"grant": e.Grant, "remote": e.Remote})
+		if err != nil {
+			return err
+		}
+		_, err = log.Append(ctx, audit.Record{
+			Kind: audit.KindAdmin, Method: e.Action, Principal: e.Actor, Task: e.Grant.ID,
+			Status: "ok", Extra: map[string]json.RawMessage{"admin": extra},
+		})
+		return err
+	}
+}
+
+// status is what the admin API reports at /v1/status.
+func (rt *runtime) status(context.Context) (map[string]any, error) {
+	st := map[string]any{"version": gateway.Version}
+	if rt.policy != nil {
+		st["policy_version"] = rt.policy.Policy().Version()
+	}
+	return st, nil
 }
 
 // stdioPrincipal is the caller of `warden stdio`: the configured principal,

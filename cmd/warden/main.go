@@ -68,6 +68,7 @@ Start with 'warden serve --config FILE' (Streamable HTTP) or
 		newAuditCmd(),
 		newGrantsCmd(),
 		newToolsCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

@@ -48,6 +48,13 @@ flight up to shutdown_timeout to finish.`,
 			if rt.policy != nil {
 				go rt.policy.Watch(cmd.Context(), time.Second, reloadSignal(cmd.Context()), rt.logger)
 			}
+			if rt.admin != nil {
+				stop, err := serveAdmin(rt.cfg.AdminListen, rt.admin, rt.logger.Info)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			return serve(cmd.Context(), ln, rt.gateway, rt.cfg.ShutdownTimeout.D(), rt.logger.Info)
 		},
 	}
@@ -55,6 +62,23 @@ flight up to shutdown_timeout to finish.`,
 	cmd.Flags().StringVar(&listen, "listen", "", "override the configured listen address (host:port)")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log debug detail")
 	return cmd
+}
+
+// serveAdmin serves the admin API on its own listener, apart from the MCP
+// endpoint, until the returned stop is called.
+func serveAdmin(addr string, h http.Handler, logf func(string, ...any)) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	logf("admin API serving", "url", "http://"+ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 // reloadSignal delivers SIGHUP, which asks for the policy to be reloaded.

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wardenmcp/warden/internal/admin"
 	"github.com/wardenmcp/warden/internal/identity"
 )
 
@@ -67,6 +68,13 @@ type Config struct {
 	// StdioPrincipal is the caller of `warden stdio`. Default: the local
 	// user, with no roles.
 	StdioPrincipal *Principal `yaml:"stdio_principal"`
+	// AdminListen is the host:port of the admin API (task grants, status).
+	// It is a listener of its own, never the MCP endpoint's. Empty means
+	// no admin API.
+	AdminListen string `yaml:"admin_listen"`
+	// Admin holds the admin API's own keys (hashed), which are not MCP
+	// identities.
+	Admin admin.Config `yaml:"admin"`
 	// Credentials configures the short-lived credential Warden mints for
 	// each forwarded tool call (a signed JWT in _meta, and the bearer token
 	// to HTTP upstreams), published for verification at
@@ -315,6 +323,11 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MaxDepth < 4 || c.Limits.MaxDepth > 1000 {
 		errs = append(errs, fmt.Errorf("limits.max_depth %d is outside 4..1000", c.Limits.MaxDepth))
+	}
+	if c.AdminListen != "" {
+		if err := c.Admin.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("admin: %w", err))
+		}
 	}
 	if err := c.Identity.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("identity: %w", err))

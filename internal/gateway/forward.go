@@ -134,6 +134,11 @@ func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do e
 	}
 	in := &inflight{ctx: ctx, ss: t.ss}
 	meta := forwardedMeta(t.meta)
+	if call != nil && call.Task != nil && len(call.Task.Scope) > 0 {
+		// The task's scope, from its grant, is what upstreams such as the
+		// PostgreSQL connector confine the call to.
+		meta = withMeta(meta, scopeMetaKey, call.Task.Scope)
+	}
 	var bearer string
 	if call != nil && call.Method == "tools/call" && g.minter != nil {
 		bearer, err = g.mintCredential(call, t)
@@ -252,6 +257,9 @@ const wardenMetaPrefix = "io.wardenmcp/"
 // (pkg/verify reads it there).
 const credentialMetaKey = "io.wardenmcp/credential"
 
+// scopeMetaKey is where upstreams find the task scope Warden vouches for.
+const scopeMetaKey = "io.wardenmcp/scope"
+
 // bearerKey carries the per-call credential to the HTTP transport, which
 // sends it as the upstream request's bearer token.
 type bearerKey struct{}
@@ -260,13 +268,17 @@ type bearerKey struct{}
 // for seconds, for this upstream, this tool and these exact argument bytes.
 // If it cannot be minted the call does not go out.
 func (g *Gateway) mintCredential(call *Call, t target) (string, error) {
-	token, id, err := g.minter.Mint(credential.Claims{
+	claims := credential.Claims{
 		Subject:    call.Principal.ID,
 		Audience:   t.up.name,
 		Tool:       t.name,
 		Op:         call.Method,
 		ArgsDigest: credential.ArgsDigest(call.argsJSON),
-	})
+	}
+	if call.Task != nil {
+		claims.Task, claims.Scope = call.Task.ID, call.Task.Scope
+	}
+	token, id, err := g.minter.Mint(claims)
 	if err != nil {
 		return "", &UpstreamError{Message: "could not issue the call's credential", Cause: err}
 	}

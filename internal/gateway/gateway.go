@@ -63,6 +63,12 @@ type Options struct {
 	// calls carry none.
 	Credentials *credential.Minter
 	JWKS        http.Handler
+	// Grants resolves the task grants calls present. Nil: calls have no
+	// task.
+	Grants Grants
+	// StdioTask is the task grant token of a stdio client (its host passes
+	// it in the environment).
+	StdioTask string
 	// Tokens stores the tokens of the policy's tokenize masking action;
 	// a TokenRecorder records whom each token was issued to. Nil: a result
 	// the policy would tokenize is withheld.
@@ -91,6 +97,8 @@ type Gateway struct {
 	audit     Auditor
 	authn     *identity.Authenticator
 	minter    *credential.Minter
+	grants    Grants
+	stdioTask string
 	jwks      http.Handler
 	tokens    mask.TokenSink
 	maskers   maskerCache
@@ -143,6 +151,8 @@ func New(opts Options) (*Gateway, error) {
 		audit:     opts.Audit,
 		authn:     opts.Authn,
 		minter:    opts.Credentials,
+		grants:    opts.Grants,
+		stdioTask: opts.StdioTask,
 		jwks:      opts.JWKS,
 		tokens:    opts.Tokens,
 		listings:  map[string]*listing{},

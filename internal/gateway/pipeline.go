@@ -22,7 +22,7 @@ import (
 // passes these stages in this order; a stage returns an error to stop the
 // call, and only respond turns errors into what the client sees.
 //
-//	identify → route → validate → decide → [record decision] → execute → filter → record outcome
+//	identify → route → task → validate → decide → [record decision] → execute → filter → label task → record outcome
 //
 // Protocol plumbing that Warden answers itself (initialize, ping,
 // notifications, logging level) skips the stages: it reaches no upstream.
@@ -65,6 +65,7 @@ func (g *Gateway) run(ctx context.Context, call *Call, next mcp.MethodHandler) (
 	for _, stage := range []func(context.Context, *Call) error{
 		g.identify,
 		g.route,
+		g.task,
 		g.validate,
 		g.decide,
 		g.recordDecision,
@@ -77,7 +78,10 @@ func (g *Gateway) run(ctx context.Context, call *Call, next mcp.MethodHandler) (
 	if err != nil {
 		return nil, err
 	}
-	return g.filter(ctx, call, res)
+	if res, err = g.filter(ctx, call, res); err != nil {
+		return nil, err
+	}
+	return res, g.labelTask(ctx, call)
 }
 
 // identify establishes who is calling: the principal the HTTP front
@@ -227,6 +231,9 @@ func (g *Gateway) policyInput(call *Call) *policy.Input {
 		},
 		Args:    call.args,
 		Request: policy.Request{Time: call.Started, Transport: call.Transport},
+	}
+	if call.Task != nil {
+		in.Task = *call.Task
 	}
 	switch call.Method {
 	case "tools/call":
@@ -381,6 +388,7 @@ func (g *Gateway) auditRecord(call *Call, kind audit.Kind) audit.Record {
 		Upstream:      call.Upstream,
 		Shadow:        call.Decision.Shadowed,
 		CredentialID:  call.CredentialID,
+		Task:          call.taskID(),
 		Masked:        call.Masked,
 		Labels:        call.Labels,
 	}
@@ -485,7 +493,8 @@ type Call struct {
 	Decision        Decision
 	Started         time.Time
 	UpstreamLatency time.Duration
-	CredentialID    string // the per-call credential minted, if any
+	CredentialID    string       // the per-call credential minted, if any
+	Task            *policy.Task // the task grant the call presented, if any
 	// Masked lists what masking found in the result: "CLASS:count:action"
 	// per class, then the JSONPaths of the values changed; never a value.
 	Masked []string
@@ -497,6 +506,13 @@ type Call struct {
 	args     any    // validated arguments
 	argsJSON []byte // their canonical encoding, as forwarded
 	recorded bool   // the decision record is written
+}
+
+func (c *Call) taskID() string {
+	if c.Task == nil {
+		return ""
+	}
+	return c.Task.ID
 }
 
 // Principal is who is calling.
