@@ -23,6 +23,7 @@ import (
 	"github.com/wardenmcp/warden/internal/gateway"
 	"github.com/wardenmcp/warden/internal/grant"
 	"github.com/wardenmcp/warden/internal/identity"
+	"github.com/wardenmcp/warden/internal/pin"
 	"github.com/wardenmcp/warden/internal/policy"
 	"github.com/wardenmcp/warden/internal/seal"
 	"github.com/wardenmcp/warden/internal/store/sqlite"
@@ -116,6 +117,12 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 		opts.Audit = log
 	}
 
+	if !cfg.Pinning.Disabled {
+		opts.Pinner, err = pin.NewPinner(db.Pins(), pin.Options{QuarantineFindings: cfg.Pinning.QuarantineFindings})
+		if err != nil {
+			return fail(fmt.Errorf("tool pins: %w", err))
+		}
+	}
 	grants := db.Grants()
 	opts.Grants = grantsAdapter{Resolver: grant.NewResolver(grants), store: grants}
 	opts.StdioTask = os.Getenv("WARDEN_TASK")

@@ -68,6 +68,9 @@ type Config struct {
 	// StdioPrincipal is the caller of `warden stdio`. Default: the local
 	// user, with no roles.
 	StdioPrincipal *Principal `yaml:"stdio_principal"`
+	// Pinning pins each upstream tool's definition at first sight and
+	// quarantines a changed definition until an operator approves it.
+	Pinning Pinning `yaml:"pinning"`
 	// AdminListen is the host:port of the admin API (task grants, status).
 	// It is a listener of its own, never the MCP endpoint's. Empty means
 	// no admin API.
@@ -103,6 +106,15 @@ type Audit struct {
 	// CheckpointInterval is the longest time between checkpoints while
 	// records are written. 0 means one minute.
 	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+}
+
+// Pinning configures tool-definition pinning. It is on by default.
+type Pinning struct {
+	// Disabled turns pinning off: changed definitions are served at once.
+	Disabled bool `yaml:"disabled"`
+	// QuarantineFindings also quarantines a tool seen for the first time
+	// whose description scan finds likely injected instructions.
+	QuarantineFindings bool `yaml:"quarantine_findings"`
 }
 
 // Credentials configures per-call credentials.

@@ -25,6 +25,7 @@ import (
 	"github.com/wardenmcp/warden/internal/credential"
 	"github.com/wardenmcp/warden/internal/identity"
 	"github.com/wardenmcp/warden/internal/mask"
+	"github.com/wardenmcp/warden/internal/pin"
 	"github.com/wardenmcp/warden/internal/policy"
 )
 
@@ -69,6 +70,9 @@ type Options struct {
 	// StdioTask is the task grant token of a stdio client (its host passes
 	// it in the environment).
 	StdioTask string
+	// Pinner pins tool definitions and quarantines changed ones. Nil:
+	// definitions are not pinned.
+	Pinner *pin.Pinner
 	// Tokens stores the tokens of the policy's tokenize masking action;
 	// a TokenRecorder records whom each token was issued to. Nil: a result
 	// the policy would tokenize is withheld.
@@ -99,6 +103,7 @@ type Gateway struct {
 	minter    *credential.Minter
 	grants    Grants
 	stdioTask string
+	pinner    *pin.Pinner
 	jwks      http.Handler
 	tokens    mask.TokenSink
 	maskers   maskerCache
@@ -153,6 +158,7 @@ func New(opts Options) (*Gateway, error) {
 		minter:    opts.Credentials,
 		grants:    opts.Grants,
 		stdioTask: opts.StdioTask,
+		pinner:    opts.Pinner,
 		jwks:      opts.JWKS,
 		tokens:    opts.Tokens,
 		listings:  map[string]*listing{},
@@ -265,6 +271,7 @@ func (g *Gateway) list(ctx context.Context, up *upstream) (*listing, error) {
 			}
 			l.tools = append(l.tools, t)
 		}
+		l.tools = g.pinned(ctx, up, l.tools)
 	}
 	if caps.Prompts != nil {
 		for p, err := range cs.Prompts(ctx, nil) {
@@ -372,6 +379,7 @@ func (g *Gateway) announce(up *upstream, kind listKind) {
 // be held.
 func (g *Gateway) rebuild() (map[listKind]bool, error) {
 	next, errs := buildCatalog(g.upstreams, g.listings)
+	g.warnSimilarNames(next)
 	prev := g.catalog.Swap(next)
 	var changes map[listKind]bool
 	for _, s := range []*mcp.Server{g.stateful, g.stateless} {
