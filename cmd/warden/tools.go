@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/pin"
 	"github.com/wardenmcp/warden/internal/store/sqlite"
 )
@@ -209,7 +211,32 @@ func runToolsApprove(ctx context.Context, out, errOut io.Writer, dbPath, ref, di
 	case err != nil:
 		return pin.Approval{}, &exitError{exitUsage, err}
 	}
+	if err := auditApproval(ctx, db, dbPath, a); err != nil {
+		return a, fmt.Errorf("the approval is stored but could not be audited: %w", err)
+	}
 	return a, nil
+}
+
+// auditApproval records an operator's approval of a tool definition in the
+// audit log kept in the same database.
+func auditApproval(ctx context.Context, db *sqlite.DB, dbPath string, a pin.Approval) error {
+	key, err := audit.LoadOrCreateKey(audit.KeyPathFor(dbPath))
+	if err != nil {
+		return err
+	}
+	log, err := audit.Open(db.Audit(), key, audit.Options{})
+	if err != nil {
+		return err
+	}
+	detail, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	_, err = log.Append(ctx, audit.Record{
+		Kind: audit.KindAdmin, Method: "tools/approve", Upstream: a.Upstream, Tool: a.Upstream + "." + a.Name,
+		Status: "approved", Extra: map[string]json.RawMessage{"approval": detail},
+	})
+	return errors.Join(err, log.Close())
 }
 
 // runToolsScan is `warden tools scan`: exit status 1 when a high-severity
