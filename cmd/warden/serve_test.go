@@ -606,7 +606,7 @@ func TestServePolicy(t *testing.T) {
 				{"needs approval", "shop.refund_order", map[string]any{"order_id": "A1", "amount": 75},
 					"refunds-over-50-need-a-lead", "requires approval, which this deployment cannot ask for: refunds over 50 need a lead"},
 				{"needs confirmation", "shop.delete_order", map[string]any{"order_id": "A1"},
-					"deletes-need-a-yes", "requires confirmation by the user, which this deployment cannot ask for: deleting an order cannot be undone"},
+					"deletes-need-a-yes", "requires confirmation by the user, and this client cannot ask: deleting an order cannot be undone"},
 				{"no rule allows it", "shop.send_email", map[string]any{"to": "x@example.com"},
 					"default-deny", `no rule allows tool "shop.send_email"`},
 				{"no role grants it", "shop.admin_reset", map[string]any{},

@@ -199,7 +199,11 @@ func (g *Gateway) decide(ctx context.Context, call *Call) error {
 	case policy.Allow:
 		return nil
 	case policy.Confirm:
-		call.Decision.Reason = "requires confirmation by the user, which this deployment cannot ask for: " + d.Reason
+		if err := g.confirm(ctx, call, d.Reason); err != nil {
+			return err
+		}
+		call.Decision.Reason = "confirmed by the user: " + d.Reason
+		return nil
 	case policy.Approve:
 		call.Decision.Reason = "requires approval, which this deployment cannot ask for: " + d.Reason
 	}
@@ -341,7 +345,10 @@ func (g *Gateway) filter(ctx context.Context, call *Call, res mcp.Result) (mcp.R
 func (g *Gateway) recordOutcome(ctx context.Context, call *Call, res mcp.Result, err error) {
 	status := "ok"
 	var d *Denial
+	var ni *needsInput
 	switch {
+	case errors.As(err, &ni):
+		status = "asked"
 	case errors.As(err, &d):
 		status = "denied"
 	case err != nil:
@@ -465,6 +472,10 @@ func (g *Gateway) respond(call *Call, res mcp.Result, err error) (mcp.Result, er
 			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}, nil
 		}
 		return nil, &jsonrpc.Error{Code: CodeDenied, Message: msg}
+	}
+	var ni *needsInput
+	if errors.As(err, &ni) && call.Method == "tools/call" {
+		return &mcp.CallToolResult{InputRequests: ni.requests, RequestState: ni.state}, nil
 	}
 	var werr *jsonrpc.Error
 	if errors.As(err, &werr) {
