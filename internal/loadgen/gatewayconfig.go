@@ -133,6 +133,10 @@ func BenchPolicy(tool string) string {
 	add(`{id: bench-clearance, tool: %q, when: 'principal.clearance == ""', effect: deny, reason: no clearance}`, tool)
 	add(`{id: bench-destructive, tool: %q, when: 'tool.risk != "read"', effect: confirm}`, tool)
 	add(`{id: bench-allow, tool: %q, when: 'principal.id == "bench-client" && args.amount <= 5000', effect: allow}`, tool)
+	// Masking on: every result is scanned with the default detector set;
+	// the benchmark's clearance sees personal data, never secrets.
+	b.WriteString("masking:\n  default: redact\n  rules:\n")
+	b.WriteString("    - {id: cleared-sees-pii, classes: [pii, financial], when: 'principal.clearance != \"\"', action: pass}\n")
 	return b.String()
 }
 
