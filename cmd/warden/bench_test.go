@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/wardenmcp/warden/internal/loadgen"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -97,8 +98,8 @@ func TestBenchEndToEnd(t *testing.T) {
 	if v := num("errors"); v != 0 {
 		t.Errorf("errors %v, want none\n%s", v, out.String())
 	}
-	if got["masking"] != "not yet in the pipeline" {
-		t.Errorf("masking %v, want it reported as not yet in the pipeline", got["masking"])
+	if got["masking"] != loadgen.MaskingNote {
+		t.Errorf("masking %v, want it reported as %q", got["masking"], loadgen.MaskingNote)
 	}
 	if points, _ := got["points"].([]any); len(points) != 4 {
 		t.Errorf("%d points, want 4 (two loads, two revisions)", len(points))

@@ -22,8 +22,9 @@ type Grants interface {
 // task resolves the task grant a tool call presents: the grant must belong
 // to the caller, cover the tool, be live and within budget and rate; the
 // call is charged to it. Rules then read it as task (scope, labels,
-// counters). A call that presents no grant has no task; policy decides
-// whether that is allowed (has(task.id)).
+// counters). A call that presents no grant has no task (task.id == ""), and
+// policy decides whether that is allowed. The call is charged to the grant
+// before the policy decides, so denied attempts spend budget too.
 func (g *Gateway) task(ctx context.Context, call *Call) error {
 	if call.tool == nil || g.grants == nil {
 		return nil
@@ -43,6 +44,11 @@ func (g *Gateway) task(ctx context.Context, call *Call) error {
 	}
 	t, err := g.grants.Resolve(ctx, token, call.Principal.ID, call.Name, call.Started)
 	if err != nil {
+		// The grant id is not secret: it lets the audit log show attempts
+		// on a revoked or exhausted grant.
+		if id, _, perr := grant.ParseToken(token); perr == nil {
+			call.Task = &policy.Task{ID: id}
+		}
 		return &Denial{Rule: "task", Reason: grant.CallerMessage(err), cause: err}
 	}
 	call.Task = &t
