@@ -58,7 +58,7 @@ func TestDemoOutcomes(t *testing.T) {
 		{"tools/list", "ALLOWED", "5 of 6 tools visible; hidden by policy: shop.send_email"},
 		{"shop.get_order", "ALLOWED", "order 12345: mechanical keyboard, 129.90, delivered"},
 		{"shop.refund_order", "ALLOWED", "refunded 15.00 on order 12345"},
-		{"shop.refund_order", "DENIED", "large-refunds-need-a-lead: requires approval, which this deployment cannot ask for: refunds over 20.00 need a support lead's approval"},
+		{"shop.refund_order", "DENIED", "large-refunds-need-a-lead: pending approval "},
 		{"shop.refund_order", "DENIED", "refunds-over-limit: automated refunds are limited to 100.00"},
 		{"shop.refund_order", "DENIED", "refund-needs-reason: a refund needs a reason of at least 5 characters"},
 		{"shop.refund_order", "DENIED", "input: arguments: "},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wardenmcp/warden/connector/postgres"
 	"github.com/wardenmcp/warden/internal/admin"
+	"github.com/wardenmcp/warden/internal/approval"
 	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/classify/sqlclass"
 	"github.com/wardenmcp/warden/internal/config"
@@ -126,13 +127,19 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 	grants := db.Grants()
 	opts.Grants = grantsAdapter{Resolver: grant.NewResolver(grants), store: grants}
 	opts.StdioTask = os.Getenv("WARDEN_TASK")
+	broker, err := rt.approvalBroker(db)
+	if err != nil {
+		return fail(err)
+	}
+	opts.Approvals, opts.ApprovalHold = broker, cfg.Approvals.Hold
 	if cfg.AdminListen != "" {
 		rt.admin, err = admin.New(cfg.Admin, admin.Options{
-			Grants:  grants,
-			Audit:   adminAudit(opts.Audit),
-			Logger:  rt.logger,
-			Status:  rt.status,
-			MCPKeys: cfg.Identity.APIKeys,
+			Approvals: broker,
+			Grants:    grants,
+			Audit:     adminAudit(opts.Audit),
+			Logger:    rt.logger,
+			Status:    rt.status,
+			MCPKeys:   cfg.Identity.APIKeys,
 		})
 		if err != nil {
 			return fail(err)
@@ -201,6 +208,29 @@ func (rt *runtime) startConnectors() (map[string]*mcp.Server, error) {
 		servers[name] = srv
 	}
 	return servers, nil
+}
+
+// approvalBroker escalates calls to approvers: automated rules first, then
+// the humans, notified through the configured webhooks.
+func (rt *runtime) approvalBroker(db *sqlite.DB) (*approval.Broker, error) {
+	cfg := rt.cfg.Approvals
+	rules, err := approval.CompileRules(cfg.Rules)
+	if err != nil {
+		return nil, fmt.Errorf("approval rules: %w", err)
+	}
+	var notifier *approval.Notifier
+	if len(cfg.Webhooks) > 0 {
+		hooks, err := approval.ResolveWebhooks(cfg.Webhooks, os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("approval webhooks: %w", err)
+		}
+		notifier, err = approval.NewNotifier(hooks, rt.logger, approval.NotifierOptions{ConsoleURL: cfg.ConsoleURL})
+		if err != nil {
+			return nil, fmt.Errorf("approval webhooks: %w", err)
+		}
+		rt.closers = append(rt.closers, func() error { notifier.Close(); return nil })
+	}
+	return approval.NewBroker(db.Approvals(), approval.BrokerOptions{Expiry: cfg.Expiry, Rules: rules, Notifier: notifier, Logger: rt.logger})
 }
 
 // grantsAdapter gives the gateway the grant store's labelling alongside

@@ -84,6 +84,7 @@ Start with 'warden serve --config FILE' (Streamable HTTP) or
 		newMaskCmd(),
 		newAuditCmd(),
 		newGrantsCmd(),
+		newApprovalsCmd(),
 		newToolsCmd(),
 		newBenchCmd(),
 	)

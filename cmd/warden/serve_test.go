@@ -171,6 +171,8 @@ policy: policy.yaml
 store: warden.db
 state_key_file: state.key
 shutdown_timeout: 5s
+approvals:
+  hold: 200ms
 audit:
   checkpoint_every: %d
 upstreams:
@@ -604,7 +606,7 @@ func TestServePolicy(t *testing.T) {
 				{"over the limit", "shop.refund_order", map[string]any{"order_id": "A1", "amount": 500},
 					"refunds-over-100", "refunds over 100 are not automated"},
 				{"needs approval", "shop.refund_order", map[string]any{"order_id": "A1", "amount": 75},
-					"refunds-over-50-need-a-lead", "requires approval, which this deployment cannot ask for: refunds over 50 need a lead"},
+					"refunds-over-50-need-a-lead", "pending approval "},
 				{"needs confirmation", "shop.delete_order", map[string]any{"order_id": "A1"},
 					"deletes-need-a-yes", "requires confirmation by the user, and this client cannot ask: deleting an order cannot be undone"},
 				{"no rule allows it", "shop.send_email", map[string]any{"to": "x@example.com"},

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardenmcp/warden/internal/approval"
 	"github.com/wardenmcp/warden/internal/grant"
 	"github.com/wardenmcp/warden/internal/identity"
 )
@@ -87,6 +88,9 @@ type Event struct {
 	Remote string `json:"remote"`
 	// Grant is the grant as the change leaves it (never its secret).
 	Grant grant.Grant `json:"grant"`
+	// Approval is the approval request as the decision leaves it, for
+	// the approval actions; nil otherwise.
+	Approval *approval.Request `json:"approval,omitempty"`
 }
 
 // Actions recorded in Event.Action.
@@ -94,6 +98,10 @@ const (
 	ActionCreate = "grant.create"
 	ActionRevoke = "grant.revoke"
 	ActionDerive = "grant.derive"
+	// ActionApprove and ActionDeny are an approver's decision on an
+	// approval request.
+	ActionApprove = "approval.approve"
+	ActionDeny    = "approval.deny"
 )
 
 // Options are what the admin API needs from the rest of Warden.
@@ -112,6 +120,10 @@ type Options struct {
 	MCPKeys []identity.APIKey
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// Approvals lets approvers list and decide approval requests (the
+	// /v1/approvals endpoints and the /console pages). Nil: those
+	// endpoints answer 404.
+	Approvals Approvals
 }
 
 // Handler serves the admin API.
@@ -124,6 +136,7 @@ type Handler struct {
 	status func(context.Context) (map[string]any, error)
 	now    func() time.Time
 	mux    *http.ServeMux
+	appr   *approvalRoutes
 }
 
 type adminKey struct {
@@ -177,6 +190,9 @@ func New(cfg Config, opts Options) (*Handler, error) {
 	mux.Handle("POST /v1/grants/{id}/revoke", h.adminOnly(h.revokeGrant))
 	mux.HandleFunc("POST /v1/grants/{id}/derive", h.deriveGrant)
 	mux.Handle("GET /v1/status", h.adminOnly(h.getStatus))
+	if err := h.registerApprovals(mux, opts.Approvals); err != nil {
+		return nil, fmt.Errorf("admin API: %w", err)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such admin endpoint")
 	})

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wardenmcp/warden/internal/admin"
+	"github.com/wardenmcp/warden/internal/approval"
 	"github.com/wardenmcp/warden/internal/identity"
 )
 
@@ -71,6 +72,9 @@ type Config struct {
 	// Pinning pins each upstream tool's definition at first sight and
 	// quarantines a changed definition until an operator approves it.
 	Pinning Pinning `yaml:"pinning"`
+	// Approvals configures escalation: how long a call waits for a
+	// decision, webhooks, automated approval rules.
+	Approvals approval.Config `yaml:"approvals"`
 	// AdminListen is the host:port of the admin API (task grants, status).
 	// It is a listener of its own, never the MCP endpoint's. Empty means
 	// no admin API.
@@ -340,6 +344,10 @@ func (c *Config) validate() error {
 		if err := c.Admin.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("admin: %w", err))
 		}
+	}
+	c.Approvals = c.Approvals.WithDefaults()
+	if err := c.Approvals.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("approvals: %w", err))
 	}
 	if err := c.Identity.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("identity: %w", err))

@@ -73,6 +73,11 @@ type Options struct {
 	// Pinner pins tool definitions and quarantines changed ones. Nil:
 	// definitions are not pinned.
 	Pinner *pin.Pinner
+	// Approvals escalates calls the policy says need approval; ApprovalHold
+	// is how long such a call waits for a decision. Nil: those calls are
+	// refused.
+	Approvals    Approvals
+	ApprovalHold time.Duration
 	// Tokens stores the tokens of the policy's tokenize masking action;
 	// a TokenRecorder records whom each token was issued to. Nil: a result
 	// the policy would tokenize is withheld.
@@ -93,20 +98,22 @@ type Auditor interface {
 
 // Gateway relays MCP between clients and upstream servers.
 type Gateway struct {
-	cfg       *config.Config
-	logger    *slog.Logger
-	sealer    Sealer
-	principal Principal
-	policy    PolicySource
-	audit     Auditor
-	authn     *identity.Authenticator
-	minter    *credential.Minter
-	grants    Grants
-	stdioTask string
-	pinner    *pin.Pinner
-	jwks      http.Handler
-	tokens    mask.TokenSink
-	maskers   maskerCache
+	cfg          *config.Config
+	logger       *slog.Logger
+	sealer       Sealer
+	principal    Principal
+	policy       PolicySource
+	audit        Auditor
+	authn        *identity.Authenticator
+	minter       *credential.Minter
+	grants       Grants
+	stdioTask    string
+	pinner       *pin.Pinner
+	approvals    Approvals
+	approvalHold time.Duration
+	jwks         http.Handler
+	tokens       mask.TokenSink
+	maskers      maskerCache
 	// principals carries HTTP callers from the front to the pipeline.
 	principals principalTable
 	// sessionOwners binds stateful sessions to the caller that opened them.
@@ -148,20 +155,22 @@ func New(opts Options) (*Gateway, error) {
 		opts.Principal = Principal{ID: "local"}
 	}
 	g := &Gateway{
-		cfg:       opts.Config,
-		logger:    opts.Logger,
-		sealer:    opts.Sealer,
-		principal: opts.Principal,
-		policy:    opts.Policy,
-		audit:     opts.Audit,
-		authn:     opts.Authn,
-		minter:    opts.Credentials,
-		grants:    opts.Grants,
-		stdioTask: opts.StdioTask,
-		pinner:    opts.Pinner,
-		jwks:      opts.JWKS,
-		tokens:    opts.Tokens,
-		listings:  map[string]*listing{},
+		cfg:          opts.Config,
+		logger:       opts.Logger,
+		sealer:       opts.Sealer,
+		principal:    opts.Principal,
+		policy:       opts.Policy,
+		audit:        opts.Audit,
+		authn:        opts.Authn,
+		minter:       opts.Credentials,
+		grants:       opts.Grants,
+		stdioTask:    opts.StdioTask,
+		pinner:       opts.Pinner,
+		approvals:    opts.Approvals,
+		approvalHold: opts.ApprovalHold,
+		jwks:         opts.JWKS,
+		tokens:       opts.Tokens,
+		listings:     map[string]*listing{},
 	}
 	g.life, g.stop = context.WithCancel(context.Background())
 	g.catalog.Store(&catalog{})

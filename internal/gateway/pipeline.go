@@ -205,7 +205,7 @@ func (g *Gateway) decide(ctx context.Context, call *Call) error {
 		call.Decision.Reason = "confirmed by the user: " + d.Reason
 		return nil
 	case policy.Approve:
-		call.Decision.Reason = "requires approval, which this deployment cannot ask for: " + d.Reason
+		return g.escalate(ctx, call, d.Reason, d.Approvers)
 	}
 	return call.Decision.denial()
 }
@@ -395,6 +395,7 @@ func (g *Gateway) auditRecord(call *Call, kind audit.Kind) audit.Record {
 		Upstream:      call.Upstream,
 		Shadow:        call.Decision.Shadowed,
 		CredentialID:  call.CredentialID,
+		ApprovalID:    call.ApprovalID,
 		Task:          call.taskID(),
 		Masked:        call.Masked,
 		Labels:        call.Labels,
@@ -505,6 +506,7 @@ type Call struct {
 	Started         time.Time
 	UpstreamLatency time.Duration
 	CredentialID    string       // the per-call credential minted, if any
+	ApprovalID      string       // the approval request behind the call, if any
 	Task            *policy.Task // the task grant the call presented, if any
 	// Masked lists what masking found in the result: "CLASS:count:action"
 	// per class, then the JSONPaths of the values changed; never a value.
