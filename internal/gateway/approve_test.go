@@ -12,10 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wardenmcp/warden/internal/approval"
-	"github.com/wardenmcp/warden/internal/config"
 	"github.com/wardenmcp/warden/internal/gateway"
-	"github.com/wardenmcp/warden/internal/identity"
-	"github.com/wardenmcp/warden/internal/policy"
 )
 
 const approvePolicy = `
@@ -48,35 +45,11 @@ func TestApprovals(t *testing.T) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "refunded"}}}, nil
 		})
 	u := startUpstream(t, up, false)
-	cfg, err := config.Parse([]byte("upstreams:\n"+httpUpstreamYAML("shop", u.URL, []string{"*"})), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := policy.Compile([]byte(approvePolicy), "policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn, err := identity.New(identity.Config{Anonymous: &identity.Principal{ID: "agent-1", Roles: []string{"agent"}}}, identity.Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	broker, err := approval.NewBroker(approval.NewMemoryStore(), approval.BrokerOptions{Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(gateway.Options{Config: cfg, Logger: testLogger(t), Sealer: testSealer(t),
-		Policy: fixedPolicy{pol}, Authn: authn, Approvals: broker, ApprovalHold: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Close(cctx)
-	})
+	g := startPolicyGateway(t, u.URL, approvePolicy, gateway.Options{Approvals: broker, ApprovalHold: 300 * time.Millisecond})
 	cs := connectHTTP(t, serveHTTP(t, g), revSessions, nil)
 	refund := func(amount int) string {
 		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "shop.refund", Arguments: map[string]any{"amount": amount}})

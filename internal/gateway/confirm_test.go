@@ -30,6 +30,39 @@ rules:
     effect: allow
 `
 
+// startPolicyGateway starts a gateway in front of the upstream "shop" at
+// url, deciding with policySrc, for an anonymous caller "agent-1" with role
+// agent; opts adds collaborators (approvals and the like).
+func startPolicyGateway(t *testing.T, url, policySrc string, opts gateway.Options) *gateway.Gateway {
+	t.Helper()
+	cfg, err := config.Parse([]byte("upstreams:\n"+httpUpstreamYAML("shop", url, []string{"*"})), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.Compile([]byte(policySrc), "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := identity.New(identity.Config{Anonymous: &identity.Principal{ID: "agent-1", Roles: []string{"agent"}}}, identity.Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Config, opts.Logger, opts.Sealer, opts.Policy, opts.Authn = cfg, testLogger(t), testSealer(t), fixedPolicy{pol}, authn
+	g, err := gateway.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Close(cctx)
+	})
+	return g
+}
+
 // TestConfirmation: a call the policy wants confirmed runs only after the
 // user says yes to exactly that call, on both protocol eras.
 func TestConfirmation(t *testing.T) {
@@ -42,30 +75,7 @@ func TestConfirmation(t *testing.T) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "deleted"}}}, nil
 		})
 	u := startUpstream(t, up, false)
-	cfg, err := config.Parse([]byte("upstreams:\n"+httpUpstreamYAML("shop", u.URL, []string{"*"})), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := policy.Compile([]byte(confirmPolicy), "policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn, err := identity.New(identity.Config{Anonymous: &identity.Principal{ID: "agent-1", Roles: []string{"agent"}}}, identity.Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := gateway.New(gateway.Options{Config: cfg, Logger: testLogger(t), Sealer: testSealer(t), Policy: fixedPolicy{pol}, Authn: authn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Close(cctx)
-	})
+	g := startPolicyGateway(t, u.URL, confirmPolicy, gateway.Options{})
 	endpoint := serveHTTP(t, g)
 
 	for _, rev := range []string{revSessions, revStateless} {
