@@ -34,7 +34,7 @@ func (g *Gateway) escalate(ctx context.Context, call *Call, reason string, appro
 	if g.approvals == nil || call.tool == nil {
 		return &Denial{Rule: rules, Reason: "requires approval, which this deployment cannot ask for: " + reason}
 	}
-	args, _ := json.Marshal(redactSecrets(call.args))
+	args, _ := json.Marshal(call.auditArgs)
 	sum := sha256.Sum256(call.argsJSON)
 	req, err := g.approvals.Escalate(ctx, approval.Call{
 		Principal: call.Principal.ID, Task: call.taskID(), Tool: call.Name, Upstream: call.Upstream,

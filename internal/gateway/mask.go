@@ -211,7 +211,7 @@ func unmarshalResult(res mcp.Result, raw []byte, state string) (mcp.Result, erro
 func (g *Gateway) masker(ctx context.Context, call *Call, pol *policy.Policy, plan mask.Plan, s policy.MaskSettings) (*mask.Masker, error) {
 	opts := mask.Options{Scanner: detect.Default(), Plan: plan, HashKey: s.HashKey, Tokens: g.tokens, Paths: s.Paths}
 	if rec, ok := g.tokens.(TokenRecorder); ok && usesTokenize(plan) {
-		opts.Tokens = boundTokens{ctx: ctx, rec: rec, principal: TokenOwner(call.Principal)}
+		opts.Tokens = boundTokens{ctx: ctx, rec: rec, principal: TokenOwner(call.Principal), task: call.taskID()}
 		return mask.New(opts)
 	}
 	return g.maskers.get(pol, planKey(plan), func() (*mask.Masker, error) { return mask.New(opts) })

@@ -147,6 +147,12 @@ func (g *Gateway) validate(ctx context.Context, call *Call) error {
 	if _, ok := v.(map[string]any); !ok {
 		return &Denial{Rule: policy.RuleInput, Reason: "arguments must be a JSON object"}
 	}
+	// The audit log keeps the arguments as the caller sent them: with
+	// tokens, not the values they stand for.
+	call.auditArgs = redactSecrets(v)
+	if v, _, err = g.detokenize(ctx, call, v); err != nil {
+		return err
+	}
 	if call.tool.schemaErr != nil {
 		return &Denial{Rule: policy.RuleInput, Reason: "the tool's input schema is not usable, so it cannot be called",
 			cause: call.tool.schemaErr}
@@ -403,8 +409,8 @@ func (g *Gateway) auditRecord(call *Call, kind audit.Kind) audit.Record {
 	if ss, ok := call.request.GetSession().(*mcp.ServerSession); ok && ss != nil {
 		rec.Session = ss.ID()
 	}
-	if call.args != nil {
-		if b, err := json.Marshal(redactSecrets(call.args)); err == nil {
+	if call.auditArgs != nil {
+		if b, err := json.Marshal(call.auditArgs); err == nil {
 			rec.Args = b
 		}
 	}
@@ -514,11 +520,12 @@ type Call struct {
 	// Labels are the data labels the result carries (pii, secret, …).
 	Labels []string
 
-	request  mcp.Request
-	tool     *toolRoute
-	args     any    // validated arguments
-	argsJSON []byte // their canonical encoding, as forwarded
-	recorded bool   // the decision record is written
+	request   mcp.Request
+	tool      *toolRoute
+	args      any    // validated arguments
+	auditArgs any    // the arguments as recorded: secrets redacted, tokens kept
+	argsJSON  []byte // their canonical encoding, as forwarded
+	recorded  bool   // the decision record is written
 }
 
 func (c *Call) taskID() string {
