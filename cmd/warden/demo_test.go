@@ -96,8 +96,8 @@ func TestDemoOutcomes(t *testing.T) {
 }
 
 // checkDemoAudit reads the decisions back from the audit database: every
-// call that reached the pipeline is there with the rules behind it, under
-// the demo's principal.
+// call is there with the rules behind it, under the demo's principal, the
+// one refused at the wire too.
 func checkDemoAudit(t *testing.T, dbPath string) {
 	t.Helper()
 	db, err := sqlite.OpenReadOnly(dbPath, slog.New(slog.DiscardHandler))
@@ -128,6 +128,7 @@ func checkDemoAudit(t *testing.T, dbPath string) {
 		{p, "shop.refund_order", audit.DecisionDeny, "refund-needs-reason"},
 		{p, "shop.refund_order", audit.DecisionDeny, "input"},
 		{p, "shop.refund_order", audit.DecisionDeny, "input"},
+		{p, "", audit.DecisionDeny, "wire"}, // the duplicate key, refused before the pipeline
 		{p, "shop.delete_order", audit.DecisionConfirm, "destructive-needs-a-yes"},
 		{p, "shop.send_email", audit.DecisionDeny, "role"},
 		{p, "shop.drop_all_orders", audit.DecisionDeny, "unknown-tool"},

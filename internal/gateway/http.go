@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/identity"
 	"github.com/wardenmcp/warden/internal/wire"
 )
@@ -86,6 +88,7 @@ func (f *front) checked(w http.ResponseWriter, r *http.Request, p Principal) {
 			return
 		}
 		if err := wire.Check(body, limits.MaxDepth); err != nil {
+			f.g.recordRefusal(r.Context(), p, "wire", "malformed request: "+err.Error())
 			writeRPCError(w, http.StatusBadRequest, wire.ID(body), wire.Code(err), err.Error())
 			return
 		}
@@ -206,15 +209,68 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, next func
 		next(w, r, Principal{ID: "anonymous", Method: "anonymous"})
 		return
 	}
+	passed := false
+	sw := &statusWriter{ResponseWriter: w}
 	g.authn.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := identity.FromContext(r.Context())
 		if !ok {
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
+		passed = true
 		next(w, r, Principal{ID: p.ID, Roles: p.Roles, Tenant: p.Tenant, Clearance: p.Clearance, Claims: p.Claims, Method: p.Method})
-	})).ServeHTTP(w, r)
+	})).ServeHTTP(sw, r)
+	if !passed && sw.status >= 400 {
+		g.recordRefusal(r.Context(), Principal{}, "identity", fmt.Sprintf("authentication failed (HTTP %d)", sw.status))
+	}
 }
+
+// recordRefusal writes a request refused before the pipeline (failed
+// authentication, a malformed message) to the audit log: failed attempts
+// are audited too. The append is durable before the refusal is answered,
+// which also paces a client that floods Warden with bad requests.
+func (g *Gateway) recordRefusal(ctx context.Context, p Principal, rule, reason string) {
+	if g.audit == nil {
+		return
+	}
+	_, err := g.audit.Append(context.WithoutCancel(ctx), audit.Record{
+		Kind: audit.KindDecision, DecisionID: newID(), Principal: p.ID, Method: "http",
+		Decision: audit.DecisionDeny, Rules: []string{rule}, Reason: reason, Status: "denied",
+	})
+	if err != nil {
+		g.logger.Error("audit append failed for a refused request", "rule", rule, "err", err)
+	}
+}
+
+// statusWriter notes the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets streamed responses through.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // principalHeader carries a reference to the authenticated principal from
 // the HTTP front to the identify stage. Clients cannot set it: the front
