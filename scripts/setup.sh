@@ -20,6 +20,6 @@ fi
 
 go mod download
 command -v staticcheck >/dev/null || [ -x "$(go env GOPATH)/bin/staticcheck" ] ||
-	go install honnef.co/go/tools/cmd/staticcheck@2025.1.1
+	go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 scripts/npm-deps.sh
