@@ -36,9 +36,10 @@ type runtime struct {
 	cfg     *config.Config
 	logger  *slog.Logger
 	gateway *gateway.Gateway
-	policy  *policy.Holder // nil without a policy
-	admin   http.Handler   // nil without admin_listen
-	closers []func() error // in the order to close them
+	policy  *policy.Holder     // nil without a policy
+	keys    *credential.KeySet // nil without per-call credentials
+	admin   http.Handler       // nil without admin_listen
+	closers []func() error     // in the order to close them
 }
 
 // Close releases what build opened, last opened first.
@@ -154,6 +155,7 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 		if err != nil {
 			return fail(fmt.Errorf("credential keys: %w", err))
 		}
+		rt.keys = keys
 		opts.Credentials, err = credential.NewMinter(keys, credential.MinterOptions{Issuer: cfg.Credentials.Issuer, Lifetime: cfg.Credentials.Lifetime.D()})
 		if err != nil {
 			return fail(fmt.Errorf("credentials: %w", err))
@@ -208,6 +210,29 @@ func (rt *runtime) startConnectors() (map[string]*mcp.Server, error) {
 		servers[name] = srv
 	}
 	return servers, nil
+}
+
+// rotateKeys replaces the credential signing key every interval until ctx
+// ends. Verifiers already hold the next key (it is published before it
+// signs), so rotation needs no downtime.
+func (rt *runtime) rotateKeys(ctx context.Context) {
+	if rt.keys == nil {
+		return
+	}
+	t := time.NewTicker(rt.cfg.Credentials.RotateEvery.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := rt.keys.Rotate(); err != nil {
+				rt.logger.Error("credential key rotation failed; the current key stays in use", "err", err)
+				continue
+			}
+			rt.logger.Info("credential signing key rotated", "kid", rt.keys.ActiveKeyID())
+		}
+	}
 }
 
 // approvalBroker escalates calls to approvers: automated rules first, then

@@ -132,6 +132,10 @@ type Credentials struct {
 	// KeyDir holds the signing keys (created 0700 when missing). Default:
 	// the store file's name + ".keys".
 	KeyDir string `yaml:"key_dir"`
+	// RotateEvery is how often the signing key is replaced; the next key
+	// is published before it signs, and retired keys stay published until
+	// their credentials have expired. Default 24h.
+	RotateEvery Duration `yaml:"rotate_every"`
 }
 
 // CatalogEntry is the operator's description of one tool.
@@ -294,6 +298,9 @@ func (c *Config) setDefaults() {
 	c.Store = c.Resolve(c.Store)
 	if c.Credentials.Issuer == "" {
 		c.Credentials.Issuer = "warden"
+	}
+	if c.Credentials.RotateEvery == 0 {
+		c.Credentials.RotateEvery = Duration(24 * time.Hour)
 	}
 	if c.Credentials.KeyDir == "" {
 		c.Credentials.KeyDir = c.Store + ".keys"
