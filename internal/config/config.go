@@ -144,6 +144,10 @@ type CatalogEntry struct {
 	Risk string `yaml:"risk"`
 	// Labels are free-form tags rules can test.
 	Labels []string `yaml:"labels"`
+	// TenantField names the field that holds an item's tenant in the
+	// tool's results ("tenant_id"); items of another tenant than the
+	// caller's are removed. Empty: results are not filtered by tenant.
+	TenantField string `yaml:"tenant_field"`
 }
 
 // Principal names a caller and what it holds.

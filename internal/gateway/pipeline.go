@@ -339,7 +339,10 @@ func (g *Gateway) filter(ctx context.Context, call *Call, res mcp.Result) (mcp.R
 			}
 		}
 		r.Resources = kept
-	case *mcp.CallToolResult, *mcp.ReadResourceResult, *mcp.GetPromptResult:
+	case *mcp.CallToolResult:
+		g.filterTenants(call, r)
+		return g.maskResult(ctx, call, res)
+	case *mcp.ReadResourceResult, *mcp.GetPromptResult:
 		return g.maskResult(ctx, call, res)
 	}
 	return res, nil
