@@ -209,7 +209,10 @@ func unmarshalResult(res mcp.Result, raw []byte, state string) (mcp.Result, erro
 // plan tokenizes into a TokenRecorder: the sink is then bound to this
 // caller, so the masker is built for the call.
 func (g *Gateway) masker(ctx context.Context, call *Call, pol *policy.Policy, plan mask.Plan, s policy.MaskSettings) (*mask.Masker, error) {
-	opts := mask.Options{Scanner: detect.Default(), Plan: plan, HashKey: s.HashKey, Tokens: g.tokens, Paths: s.Paths}
+	opts := mask.Options{Scanner: s.Scanner, Plan: plan, HashKey: s.HashKey, Tokens: g.tokens, Paths: s.Paths}
+	if opts.Scanner == nil {
+		opts.Scanner = detect.Default()
+	}
 	if rec, ok := g.tokens.(TokenRecorder); ok && usesTokenize(plan) {
 		opts.Tokens = boundTokens{ctx: ctx, rec: rec, principal: TokenOwner(call.Principal), task: call.taskID()}
 		return mask.New(opts)

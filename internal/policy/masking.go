@@ -53,6 +53,7 @@ type maskingDef struct {
 	HashKeyEnv  string         `json:"hash_key_env,omitempty"`
 	Rules       []maskRuleDef  `json:"rules,omitempty"`
 	Paths       []maskPathDef  `json:"paths,omitempty"`
+	Detectors   []maskDetector `json:"detectors,omitempty"`
 	MaxPerClass map[string]int `json:"max_per_class,omitempty"`
 
 	at           pos
@@ -70,6 +71,17 @@ type maskRuleDef struct {
 	at          pos
 	whenLine    int
 	classesLine int
+}
+
+// maskDetector is an operator-defined detector: a pattern (with optional
+// context words) or a dictionary of words, finding values of its class.
+type maskDetector struct {
+	Class   string   `json:"class"`
+	Pattern string   `json:"pattern,omitempty"`
+	Context []string `json:"context,omitempty"`
+	Words   []string `json:"words,omitempty"`
+	Score   float64  `json:"score,omitempty"`
+	line    int
 }
 
 type maskPathDef struct {
@@ -101,6 +113,9 @@ type MaskSettings struct {
 	// HashKey keys the hash action; read at compile time from the
 	// environment variable hash_key_env names. Nil when no action hashes.
 	HashKey []byte
+	// Scanner finds sensitive values: the built-in detectors plus the
+	// operator's (masking.detectors).
+	Scanner *detect.Scanner
 	// MaxPerClass refuses a result that would release more than this many
 	// findings of a class (findings the plan redacts release nothing and
 	// are not counted). Classes not listed are unlimited.
@@ -216,6 +231,8 @@ func (p *parser) parseMasking(k, n *yaml.Node, doc *document) {
 			p.parseMaskRules(mv, def)
 		case "paths":
 			p.parseMaskPaths(mv, def)
+		case "detectors":
+			p.parseMaskDetectors(mv, def)
 		case "max_per_class":
 			p.parseMaxPerClass(mv, def)
 		default:
@@ -335,6 +352,48 @@ func (p *parser) parseMaskPaths(n *yaml.Node, def *maskingDef) {
 	}
 }
 
+// parseMaskDetectors reads masking.detectors: each is {class, pattern,
+// context, score} or {class, words, score}.
+func (p *parser) parseMaskDetectors(n *yaml.Node, def *maskingDef) {
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "", "masking.detectors must be a list of {class, pattern | words}")
+		return
+	}
+	for _, e := range n.Content {
+		var d maskDetector
+		if err := e.Decode(&struct {
+			Class   *string   `yaml:"class"`
+			Pattern *string   `yaml:"pattern"`
+			Context *[]string `yaml:"context"`
+			Words   *[]string `yaml:"words"`
+			Score   *float64  `yaml:"score"`
+		}{&d.Class, &d.Pattern, &d.Context, &d.Words, &d.Score}); err != nil {
+			p.errorf(e, "", "masking detector: %v", err)
+			continue
+		}
+		d.line = e.Line
+		if _, err := d.detector(); err != nil {
+			p.errorf(e, "", "%v", err)
+			continue
+		}
+		def.Detectors = append(def.Detectors, d)
+	}
+}
+
+// detector builds the detector d describes.
+func (d maskDetector) detector() (detect.Detector, error) {
+	switch {
+	case d.Class == "":
+		return nil, errors.New("a masking detector needs a class")
+	case (d.Pattern == "") == (len(d.Words) == 0):
+		return nil, fmt.Errorf("masking detector %s: give a pattern or words, not both", d.Class)
+	case d.Pattern != "":
+		return detect.NewRegexDetector(detect.RegexSpec{Class: d.Class, Pattern: d.Pattern, Score: d.Score, Context: d.Context})
+	default:
+		return detect.NewDictionaryDetector(d.Class, d.Words, d.Score)
+	}
+}
+
 func (p *parser) parseMaxPerClass(n *yaml.Node, def *maskingDef) {
 	if n.Kind != yaml.MappingNode {
 		p.errorf(n, "", "masking.max_per_class must be a mapping of class to a number")
@@ -361,6 +420,11 @@ func (def *maskingDef) knownClasses() []string {
 	for _, pd := range def.Paths {
 		if !slices.Contains(classes, pd.Class) {
 			classes = append(classes, pd.Class)
+		}
+	}
+	for _, d := range def.Detectors {
+		if !slices.Contains(classes, d.Class) {
+			classes = append(classes, d.Class)
 		}
 	}
 	sort.Strings(classes)
@@ -435,6 +499,24 @@ func (c *Compiler) compileMasking(def *maskingDef, lookupEnv func(string) (strin
 	}
 	for _, pd := range def.Paths {
 		m.settings.Paths = append(m.settings.Paths, mask.PathRule{Path: pd.Path, Class: pd.Class})
+	}
+	m.settings.Scanner = detect.Default()
+	if len(def.Detectors) > 0 {
+		var custom []detect.Detector
+		for _, d := range def.Detectors {
+			det, err := d.detector()
+			if err != nil {
+				fail(d.line, "", "%v", err)
+				continue
+			}
+			custom = append(custom, det)
+		}
+		scanner, err := detect.NewScanner(detect.Options{Detectors: custom})
+		if err != nil {
+			fail(def.at.line, "", "masking.detectors: %v", err)
+		} else {
+			m.settings.Scanner = scanner
+		}
 	}
 	if len(def.MaxPerClass) > 0 {
 		m.settings.MaxPerClass = make(map[string]int, len(def.MaxPerClass))
