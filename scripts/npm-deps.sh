@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="${WARDEN_CACHE:-$root/.cache}/npm"
-want="node@22 @modelcontextprotocol/conformance@0.2.0-alpha.12 @modelcontextprotocol/server-postgres@0.6.2"
+want="node@22 @modelcontextprotocol/conformance@0.2.0-alpha.12 @modelcontextprotocol/server-postgres@0.6.2 playwright-core@1.65.1"
 if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$want" ]; then
 	exit 0
 fi

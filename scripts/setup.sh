@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Warden's tests need on a fresh Debian machine: PostgreSQL 15
-# (database tests), Go modules, staticcheck, and
+# (database tests), Chromium (the console test), Go modules, staticcheck, and
 # Node 22 with the official MCP packages (conformance and interop tests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,6 +8,7 @@ cd "$root"
 
 need=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+command -v chromium >/dev/null || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -eq 0 ]; then

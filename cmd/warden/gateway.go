@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"github.com/wardenmcp/warden/internal/policy"
 	"github.com/wardenmcp/warden/internal/seal"
 	"github.com/wardenmcp/warden/internal/store/sqlite"
+	"github.com/wardenmcp/warden/pkg/verify"
 )
 
 // runtime is a gateway with everything it was built from, for the command
@@ -98,6 +100,7 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 		return fail(fmt.Errorf("token store: %w", err))
 	}
 	opts.Tokens = tokens
+	opts.Counters = db.Counters()
 	if !cfg.Audit.Disabled {
 		keyFile := cfg.Audit.KeyFile
 		if keyFile == "" {
@@ -176,6 +179,9 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 // startConnectors opens the built-in connectors the configuration names.
 // A connector whose database refuses the least-privilege checks stops the
 // start: Warden never serves a database through an over-privileged role.
+// With per-call credentials enabled (build creates rt.keys first), each
+// connector checks every call's credential against the key set's current
+// public keys, so rotations need no restart.
 func (rt *runtime) startConnectors() (map[string]*mcp.Server, error) {
 	servers := map[string]*mcp.Server{}
 	for _, name := range rt.cfg.UpstreamNames() {
@@ -197,6 +203,20 @@ func (rt *runtime) startConnectors() (map[string]*mcp.Server, error) {
 		cc := postgres.Config{
 			ReadRole: pc.ReadRole, WriteRole: pc.WriteRole, StatementTimeout: pc.StatementTimeout.D(),
 			MaxRows: pc.MaxRows, MaxResultBytes: pc.MaxResultBytes, Tools: pc.Tools,
+		}
+		if rt.keys != nil {
+			keys := rt.keys
+			cc.Verifier, err = verify.New(verify.Options{
+				Issuer:   rt.cfg.Credentials.Issuer,
+				Audience: name,
+				KeyFunc: func(context.Context) (map[string]ed25519.PublicKey, error) {
+					return keys.PublicKeys(), nil
+				},
+			}, verify.NewMemoryReplayCache(nil))
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("upstream %s: credential verifier: %w", name, err)
+			}
 		}
 		err = postgres.Preflight(ctx, pool, cc)
 		cancel()

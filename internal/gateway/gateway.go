@@ -73,6 +73,9 @@ type Options struct {
 	// Pinner pins tool definitions and quarantines changed ones. Nil:
 	// definitions are not pinned.
 	Pinner *pin.Pinner
+	// Counters keeps per-task totals (masking.max_per_task). Nil: only
+	// per-result limits apply.
+	Counters TaskCounters
 	// Approvals escalates calls the policy says need approval; ApprovalHold
 	// is how long such a call waits for a decision. Nil: those calls are
 	// refused.
@@ -109,6 +112,7 @@ type Gateway struct {
 	grants       Grants
 	stdioTask    string
 	pinner       *pin.Pinner
+	counters     TaskCounters
 	approvals    Approvals
 	approvalHold time.Duration
 	jwks         http.Handler
@@ -166,6 +170,7 @@ func New(opts Options) (*Gateway, error) {
 		grants:       opts.Grants,
 		stdioTask:    opts.StdioTask,
 		pinner:       opts.Pinner,
+		counters:     opts.Counters,
 		approvals:    opts.Approvals,
 		approvalHold: opts.ApprovalHold,
 		jwks:         opts.JWKS,

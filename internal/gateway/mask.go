@@ -87,6 +87,13 @@ func (g *Gateway) maskResult(ctx context.Context, call *Call, res mcp.Result) (m
 		call.Masked = append(call.Masked, fmt.Sprintf("withheld:%s>%d", class, limit))
 		return g.withhold(call, fmt.Sprintf("more than %d %s values", limit, class), nil)
 	}
+	if why, err := g.overTaskLimit(ctx, call, rep, plan, settings.MaxPerTask); why != "" || err != nil {
+		if err != nil {
+			return g.withhold(call, "the task's limits could not be checked", err)
+		}
+		call.Masked = append(call.Masked, "withheld:"+why)
+		return g.withhold(call, why, nil)
+	}
 	if len(rep.Paths) == 0 {
 		return res, nil // nothing changed: the result is forwarded as it was
 	}
@@ -122,6 +129,39 @@ func overLimit(rep mask.Report, plan mask.Plan, limits map[string]int) (string, 
 	}
 	slices.Sort(classes)
 	return classes[0], limits[classes[0]], true
+}
+
+// TaskCounters keeps running totals per task.
+type TaskCounters interface {
+	Add(ctx context.Context, task, name string, n int64) (int64, error)
+}
+
+// overTaskLimit adds what this result releases to its task's totals and
+// says which per-task limit it would pass, if any. The counts are added
+// even when the result is withheld: the attempt is what is limited.
+func (g *Gateway) overTaskLimit(ctx context.Context, call *Call, rep mask.Report, plan mask.Plan, limits map[string]int) (string, error) {
+	if len(limits) == 0 || call.Task == nil || call.Task.ID == "" || g.counters == nil {
+		return "", nil
+	}
+	classes := make([]string, 0, len(limits))
+	for class := range limits {
+		classes = append(classes, class)
+	}
+	slices.Sort(classes)
+	for _, class := range classes {
+		n := rep.Counts[class]
+		if n == 0 || plan.ActionFor(class) == mask.Redact {
+			continue
+		}
+		total, err := g.counters.Add(ctx, call.Task.ID, "released:"+class, int64(n))
+		if err != nil {
+			return "", err
+		}
+		if total > int64(limits[class]) {
+			return fmt.Sprintf("the task may receive at most %d %s values", limits[class], class), nil
+		}
+	}
+	return "", nil
 }
 
 // maskedSummary lists "CLASS:count:action" per class found, sorted, then

@@ -55,11 +55,13 @@ type maskingDef struct {
 	Paths       []maskPathDef  `json:"paths,omitempty"`
 	Detectors   []maskDetector `json:"detectors,omitempty"`
 	MaxPerClass map[string]int `json:"max_per_class,omitempty"`
+	MaxPerTask  map[string]int `json:"max_per_task,omitempty"`
 
 	at           pos
 	defaultLine  int
 	hashKeyLine  int
 	maxClassLine map[string]int
+	maxTaskLine  map[string]int
 }
 
 type maskRuleDef struct {
@@ -120,6 +122,10 @@ type MaskSettings struct {
 	// findings of a class (findings the plan redacts release nothing and
 	// are not counted). Classes not listed are unlimited.
 	MaxPerClass map[string]int
+	// MaxPerTask refuses a result that would take the values of a class a
+	// task has received, over all its calls, past this many (counted as
+	// for MaxPerClass). Calls without a task are held to MaxPerClass only.
+	MaxPerTask map[string]int
 }
 
 // Masking returns the policy's masking settings; ok is false when the
@@ -234,7 +240,9 @@ func (p *parser) parseMasking(k, n *yaml.Node, doc *document) {
 		case "detectors":
 			p.parseMaskDetectors(mv, def)
 		case "max_per_class":
-			p.parseMaxPerClass(mv, def)
+			def.MaxPerClass, def.maxClassLine = p.parseClassLimits(mv, "max_per_class")
+		case "max_per_task":
+			def.MaxPerTask, def.maxTaskLine = p.parseClassLimits(mv, "max_per_task")
 		default:
 			p.errorf(mk, "", "unknown field masking.%s", mk.Value)
 		}
@@ -394,23 +402,24 @@ func (d maskDetector) detector() (detect.Detector, error) {
 	}
 }
 
-func (p *parser) parseMaxPerClass(n *yaml.Node, def *maskingDef) {
+// parseClassLimits reads a mapping of class to a positive limit.
+func (p *parser) parseClassLimits(n *yaml.Node, field string) (map[string]int, map[string]int) {
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, "", "masking.max_per_class must be a mapping of class to a number")
-		return
+		p.errorf(n, "", "masking.%s must be a mapping of class to a number", field)
+		return nil, nil
 	}
-	def.MaxPerClass = map[string]int{}
-	def.maxClassLine = map[string]int{}
+	limits, lines := map[string]int{}, map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		var limit int
 		if err := v.Decode(&limit); err != nil || v.Tag != "!!int" || limit <= 0 {
-			p.errorf(v, "", "masking.max_per_class.%s must be a positive integer", k.Value)
+			p.errorf(v, "", "masking.%s.%s must be a positive integer", field, k.Value)
 			continue
 		}
-		def.MaxPerClass[k.Value] = limit
-		def.maxClassLine[k.Value] = k.Line
+		limits[k.Value] = limit
+		lines[k.Value] = k.Line
 	}
+	return limits, lines
 }
 
 // knownClasses lists the classes masking can meet: the built-in ones and
@@ -518,16 +527,22 @@ func (c *Compiler) compileMasking(def *maskingDef, lookupEnv func(string) (strin
 			m.settings.Scanner = scanner
 		}
 	}
-	if len(def.MaxPerClass) > 0 {
-		m.settings.MaxPerClass = make(map[string]int, len(def.MaxPerClass))
-		for class, limit := range def.MaxPerClass {
+	limits := func(field string, defs, lines map[string]int) map[string]int {
+		if len(defs) == 0 {
+			return nil
+		}
+		out := make(map[string]int, len(defs))
+		for class, limit := range defs {
 			if !slices.Contains(known, class) {
-				fail(def.maxClassLine[class], "", "masking.max_per_class: unknown class %q (classes: %s)", class, strings.Join(known, ", "))
+				fail(lines[class], "", "masking.%s: unknown class %q (classes: %s)", field, class, strings.Join(known, ", "))
 				continue
 			}
-			m.settings.MaxPerClass[class] = limit
+			out[class] = limit
 		}
+		return out
 	}
+	m.settings.MaxPerClass = limits("max_per_class", def.MaxPerClass, def.maxClassLine)
+	m.settings.MaxPerTask = limits("max_per_task", def.MaxPerTask, def.maxTaskLine)
 	switch {
 	case usesHash && def.HashKeyEnv == "":
 		fail(def.at.line, "", "masking hashes values but sets no hash_key_env")
