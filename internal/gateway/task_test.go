@@ -35,6 +35,22 @@ func (s storeGrants) AddLabels(ctx context.Context, id string, labels ...string)
 	return err
 }
 
+// memCounters keeps per-task totals in memory.
+type memCounters struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (c *memCounters) Add(_ context.Context, task, name string, n int64) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int64{}
+	}
+	c.m[task+"/"+name] += n
+	return c.m[task+"/"+name], nil
+}
+
 // taskTool is one tool of a task test upstream: it answers with result,
 // whatever its arguments.
 type taskTool struct {
@@ -112,7 +128,7 @@ func startTaskSetup(t *testing.T, pol *policy.Policy, catalog string, upstreams 
 	}
 	g, err := gateway.New(gateway.Options{Config: cfg, Logger: testLogger(t), Sealer: testSealer(t),
 		Policy: fixedPolicy{pol}, Authn: authn, Audit: s.audit, Tokens: &memTokens{},
-		Grants: storeGrants{Resolver: grant.NewResolver(s.store), store: s.store}})
+		Grants: storeGrants{Resolver: grant.NewResolver(s.store), store: s.store}, Counters: &memCounters{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,5 +613,44 @@ func TestFlowRules(t *testing.T) {
 	}
 	if labelled != 3 {
 		t.Errorf("%d crm outcome records carry the pii label, want 3", labelled)
+	}
+}
+
+// TestMaskingLimitPerTask: a task may receive only so many values of a
+// class over all its calls; the result that would pass the limit is
+// withheld, and another task starts from zero.
+func TestMaskingLimitPerTask(t *testing.T) {
+	pol, err := policy.Compile([]byte(`
+version: 1
+roles:
+  agent: {tools: ["crm.*"]}
+rules:
+  - {id: crm, tool: "crm.*", effect: allow}
+masking:
+  default: redact
+  rules:
+    - {id: cleared, classes: [EMAIL_ADDRESS], when: 'principal.clearance == "pii"', action: pass}
+  max_per_task: {EMAIL_ADDRESS: 2}
+`), "policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startTaskSetup(t, pol, "", map[string][]taskTool{
+		"crm": {{name: "get_customer", result: "Jane <jane@example.com>"}},
+	})
+	ctx := testContext(t)
+	_, tok := s.issue(t, grant.Spec{Principal: "alice", Tools: []string{"crm.*"}, ExpiresAt: time.Now().Add(time.Hour)})
+	cs := s.connect(t, "alice", tok)
+	for i := range 2 {
+		if txt := callText(ctx, t, cs, "crm.get_customer", map[string]any{}); !strings.Contains(txt, "jane@example.com") {
+			t.Fatalf("call %d: %q, want the email (within the task's limit)", i+1, txt)
+		}
+	}
+	if txt := toolErrorText(ctx, t, cs, "crm.get_customer", map[string]any{}); !strings.Contains(txt, "at most 2 EMAIL_ADDRESS") {
+		t.Fatalf("third call: %q, want it withheld by the per-task limit", txt)
+	}
+	_, tok2 := s.issue(t, grant.Spec{Principal: "alice", Tools: []string{"crm.*"}, ExpiresAt: time.Now().Add(time.Hour)})
+	if txt := callText(ctx, t, s.connect(t, "alice", tok2), "crm.get_customer", map[string]any{}); !strings.Contains(txt, "jane@example.com") {
+		t.Fatalf("a fresh task: %q, want the email", txt)
 	}
 }
