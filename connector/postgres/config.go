@@ -50,6 +50,12 @@ type Config struct {
 	// Tools names the tools to serve. Empty means the read-only tools
 	// (query, list_tables, describe_table): execute must be named to be served.
 	Tools []string
+	// Verifier, when set, checks the Warden credential every call must
+	// carry in _meta (for this tool and these exact argument bytes) and
+	// the call runs under the scope the credential grants. Nil takes the
+	// _meta scope as given: only for a connector that nothing but Warden
+	// can reach, in the same process.
+	Verifier CredentialVerifier
 }
 
 // identifierPattern is what the connector accepts as a role, schema or table

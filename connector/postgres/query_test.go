@@ -247,7 +247,9 @@ func TestErrorsDoNotLeakTheDSN(t *testing.T) {
 
 func TestGuardRecoversPanics(t *testing.T) {
 	s := &server{logger: discardLogger()}
-	h := s.guard("boom", func(context.Context, *mcp.CallToolRequest) (*Result, error) { panic("kaboom: secret detail") })
+	h := s.guard("boom", func(context.Context, *mcp.CallToolRequest, []scopeSetting) (*Result, error) {
+		panic("kaboom: secret detail")
+	})
 	res, err := h(context.Background(), &mcp.CallToolRequest{Params: &mcp.CallToolParamsRaw{}})
 	if err != nil {
 		t.Fatalf("guard returned a protocol error: %v", err)

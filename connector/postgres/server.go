@@ -9,9 +9,10 @@
 // itself: every call runs in its own transaction, under SET LOCAL ROLE to a
 // read role or a write role, read-only for everything but execute, with a
 // transaction-local statement_timeout, through the extended query protocol
-// (so PostgreSQL refuses a second statement), and with the task scope from
-// the call's _meta as transaction-local warden.* settings that row-level
-// security policies can read. The login role the pool connects as must be
+// (so PostgreSQL refuses a second statement), and with the task scope as
+// transaction-local warden.* settings that row-level security policies can
+// read. With a [CredentialVerifier] configured, every call must carry
+// Warden's per-call credential and the scope comes from it. The login role the pool connects as must be
 // NOINHERIT and hold no privileges of its own (see [Bootstrap] and
 // [Preflight]), so a statement that leaves the call's role gains nothing.
 package postgres
@@ -73,7 +74,8 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger) (*mcp.Server
 	return srv, nil
 }
 
-type toolHandler func(ctx context.Context, req *mcp.CallToolRequest) (*Result, error)
+// toolHandler runs one call under the task scope the guard decided.
+type toolHandler func(ctx context.Context, req *mcp.CallToolRequest, scope []scopeSetting) (*Result, error)
 
 type toolEntry struct {
 	def    *mcp.Tool
@@ -152,8 +154,9 @@ var resultSchema = map[string]any{
 	"required": []any{"columns", "rows", "row_count", "truncated"},
 }
 
-// guard turns a handler's result or error into a tool result, recovers
-// panics, and logs the outcome. Every failure is a tool error result
+// guard decides the call's task scope (checking its credential when a
+// Verifier is configured), turns a handler's result or error into a tool
+// result, recovers panics, and logs the outcome. Every failure is a tool error result
 // (isError) whose text is safe for the caller; causes go to the log only.
 func (s *server) guard(name string, h toolHandler) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (result *mcp.CallToolResult, _ error) {
@@ -164,7 +167,11 @@ func (s *server) guard(name string, h toolHandler) mcp.ToolHandler {
 				result = errorResult("internal error in the connector")
 			}
 		}()
-		res, err := h(ctx, req)
+		scope, err := s.callScope(ctx, name, req)
+		var res *Result
+		if err == nil {
+			res, err = h(ctx, req, scope)
+		}
 		if err != nil {
 			var ce *callError
 			msg := "internal error in the connector"
@@ -191,16 +198,16 @@ func errorResult(msg string) *mcp.CallToolResult {
 	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
 }
 
-func (s *server) query(ctx context.Context, req *mcp.CallToolRequest) (*Result, error) {
-	st, err := sqlStatement(req)
+func (s *server) query(ctx context.Context, req *mcp.CallToolRequest, scope []scopeSetting) (*Result, error) {
+	st, err := sqlStatement(req, scope)
 	if err != nil {
 		return nil, err
 	}
 	return s.run.run(ctx, readOnly, st)
 }
 
-func (s *server) execute(ctx context.Context, req *mcp.CallToolRequest) (*Result, error) {
-	st, err := sqlStatement(req)
+func (s *server) execute(ctx context.Context, req *mcp.CallToolRequest, scope []scopeSetting) (*Result, error) {
+	st, err := sqlStatement(req, scope)
 	if err != nil {
 		return nil, err
 	}
@@ -212,13 +219,9 @@ FROM information_schema.tables
 WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1, 2`
 
-func (s *server) listTables(ctx context.Context, req *mcp.CallToolRequest) (*Result, error) {
+func (s *server) listTables(ctx context.Context, req *mcp.CallToolRequest, scope []scopeSetting) (*Result, error) {
 	if err := decodeArgs(req, &struct{}{}); err != nil {
 		return nil, err
-	}
-	scope, err := scopeSettings(req.Params.Meta)
-	if err != nil {
-		return nil, &callError{msg: err.Error()}
 	}
 	return s.run.run(ctx, readOnly, statement{sql: listTablesSQL, scope: scope})
 }
@@ -233,7 +236,7 @@ WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
   AND has_column_privilege(a.attrelid, a.attnum, 'SELECT')
 ORDER BY a.attnum`
 
-func (s *server) describeTable(ctx context.Context, req *mcp.CallToolRequest) (*Result, error) {
+func (s *server) describeTable(ctx context.Context, req *mcp.CallToolRequest, scope []scopeSetting) (*Result, error) {
 	var args struct {
 		Table *string `json:"table"`
 	}
@@ -246,10 +249,6 @@ func (s *server) describeTable(ctx context.Context, req *mcp.CallToolRequest) (*
 	if err := checkText("table", *args.Table); err != nil {
 		return nil, err
 	}
-	scope, err := scopeSettings(req.Params.Meta)
-	if err != nil {
-		return nil, &callError{msg: err.Error()}
-	}
 	res, err := s.run.run(ctx, readOnly, statement{sql: describeTableSQL, params: [][]byte{[]byte(*args.Table)}, scope: scope})
 	if err != nil {
 		return nil, err
@@ -260,8 +259,9 @@ func (s *server) describeTable(ctx context.Context, req *mcp.CallToolRequest) (*
 	return res, nil
 }
 
-// sqlStatement decodes the sql and params arguments and the task scope.
-func sqlStatement(req *mcp.CallToolRequest) (statement, error) {
+// sqlStatement decodes the sql and params arguments into a statement run
+// under scope.
+func sqlStatement(req *mcp.CallToolRequest, scope []scopeSetting) (statement, error) {
 	var args struct {
 		SQL    *string           `json:"sql"`
 		Params []json.RawMessage `json:"params"`
@@ -282,10 +282,6 @@ func sqlStatement(req *mcp.CallToolRequest) (statement, error) {
 			return statement{}, &callError{msg: fmt.Sprintf("params[%d]: %v", i, err)}
 		}
 		params[i] = p
-	}
-	scope, err := scopeSettings(req.Params.Meta)
-	if err != nil {
-		return statement{}, &callError{msg: err.Error()}
 	}
 	return statement{sql: *args.SQL, params: params, scope: scope}, nil
 }

@@ -91,6 +91,24 @@ func (s staticKeys) key(_ context.Context, kid string) (ed25519.PublicKey, error
 	return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, kid)
 }
 
+// funcKeys asks a function for the current keys on every lookup.
+type funcKeys func(ctx context.Context) (map[string]ed25519.PublicKey, error)
+
+func (f funcKeys) key(ctx context.Context, kid string) (ed25519.PublicKey, error) {
+	keys, err := f(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKeySource, err)
+	}
+	k, ok := keys[kid]
+	if !ok {
+		return nil, fmt.Errorf("%w: kid %q", ErrUnknownKey, kid)
+	}
+	if len(k) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: kid %q is not an Ed25519 public key", ErrKeySource, kid)
+	}
+	return k, nil
+}
+
 // remoteKeys caches a JWKS fetched over HTTP.
 type remoteKeys struct {
 	url        string

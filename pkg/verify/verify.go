@@ -77,8 +77,8 @@ var (
 	ErrExpectations = errors.New("verify: expectations are incomplete")
 )
 
-// Options configure a Verifier. Issuer, Audience and exactly one of JWKSURL
-// or Keys are required.
+// Options configure a Verifier. Issuer, Audience and exactly one of JWKSURL,
+// Keys or KeyFunc are required.
 type Options struct {
 	// Issuer is Warden's issuer name or URL, compared exactly with "iss".
 	Issuer string
@@ -94,6 +94,12 @@ type Options struct {
 	// Keys are static Ed25519 public keys by key id, for deployments that
 	// distribute keys out of band. Mutually exclusive with JWKSURL.
 	Keys map[string]ed25519.PublicKey
+	// KeyFunc returns the currently published Ed25519 public keys by key
+	// id, for a verifier running in the same process as Warden (pass the
+	// key set's PublicKeys). It is called for every credential, so keys
+	// rotated in take effect at once. Mutually exclusive with JWKSURL and
+	// Keys.
+	KeyFunc func(ctx context.Context) (map[string]ed25519.PublicKey, error)
 	// HTTPClient fetches the JWKS; nil means a client with a 10 s timeout.
 	HTTPClient HTTPDoer
 
@@ -167,9 +173,17 @@ func New(opts Options, replay ReplayCache) (*Verifier, error) {
 		opts.MaxLifetime = DefaultMaxLifetime
 	}
 	var keys keySource
+	sources := 0
+	for _, set := range []bool{opts.JWKSURL != "", opts.Keys != nil, opts.KeyFunc != nil} {
+		if set {
+			sources++
+		}
+	}
 	switch {
-	case opts.JWKSURL != "" && opts.Keys != nil:
-		return nil, errors.New("verify: set either Options.JWKSURL or Options.Keys, not both")
+	case sources > 1:
+		return nil, errors.New("verify: set only one of Options.JWKSURL, Options.Keys and Options.KeyFunc")
+	case opts.KeyFunc != nil:
+		keys = funcKeys(opts.KeyFunc)
 	case opts.JWKSURL != "":
 		remote, err := newRemoteKeys(opts)
 		if err != nil {
@@ -183,7 +197,7 @@ func New(opts Options, replay ReplayCache) (*Verifier, error) {
 		}
 		keys = static
 	default:
-		return nil, errors.New("verify: Options.JWKSURL or Options.Keys is required")
+		return nil, errors.New("verify: Options.JWKSURL, Options.Keys or Options.KeyFunc is required")
 	}
 	return &Verifier{
 		issuer:      opts.Issuer,

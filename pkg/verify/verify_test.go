@@ -490,6 +490,7 @@ func TestNewRejectsIncompleteOptions(t *testing.T) {
 		{"no audience", verify.Options{Issuer: "i", Keys: key}, cache},
 		{"no keys", verify.Options{Issuer: "i", Audience: "a"}, cache},
 		{"both key sources", verify.Options{Issuer: "i", Audience: "a", Keys: key, JWKSURL: "https://w.test/jwks"}, cache},
+		{"keys and key func", verify.Options{Issuer: "i", Audience: "a", Keys: key, KeyFunc: func(context.Context) (map[string]ed25519.PublicKey, error) { return key, nil }}, cache},
 		{"bad URL", verify.Options{Issuer: "i", Audience: "a", JWKSURL: "file:///etc/keys"}, cache},
 		{"short key", verify.Options{Issuer: "i", Audience: "a", Keys: map[string]ed25519.PublicKey{"k1": {1, 2}}}, cache},
 		{"no replay cache", verify.Options{Issuer: "i", Audience: "a", Keys: key}, nil},
@@ -608,5 +609,53 @@ func TestRemoteKeysConcurrentFirstUseFetchesOnce(t *testing.T) {
 	}
 	if got := js.fetches.Load(); got != 1 {
 		t.Errorf("fetches = %d, want 1", got)
+	}
+}
+
+// TestKeyFuncFollowsRotation: a verifier fed by KeyFunc sees each key set the
+// function returns, so a key published after the verifier was built is
+// accepted and one withdrawn is not.
+func TestKeyFuncFollowsRotation(t *testing.T) {
+	clock := newFakeClock()
+	old, fresh := newSigner(t, "k1"), newSigner(t, "k2")
+	var mu sync.Mutex
+	published := map[string]ed25519.PublicKey{old.kid: old.public()}
+	var sourceErr error
+	v, err := verify.New(verify.Options{
+		Issuer: testIssuer, Audience: testAudience, Now: clock.Now,
+		KeyFunc: func(context.Context) (map[string]ed25519.PublicKey, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return published, sourceErr
+		},
+	}, verify.NewMemoryReplayCache(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	want := verify.Expect{Tool: testTool, Op: "tools/call", Args: testArgs}
+
+	if _, err := v.Verify(ctx, old.sign(t, validClaims(clock.Now())), want); err != nil {
+		t.Fatalf("credential under the published key: %v", err)
+	}
+	if _, err := v.Verify(ctx, fresh.sign(t, validClaims(clock.Now())), want); !errors.Is(err, verify.ErrUnknownKey) {
+		t.Fatalf("credential under an unpublished key: error %v, want ErrUnknownKey", err)
+	}
+
+	mu.Lock()
+	published = map[string]ed25519.PublicKey{fresh.kid: fresh.public()}
+	mu.Unlock()
+	if _, err := v.Verify(ctx, fresh.sign(t, validClaims(clock.Now())), want); err != nil {
+		t.Fatalf("credential under the rotated-in key: %v", err)
+	}
+	if _, err := v.Verify(ctx, old.sign(t, validClaims(clock.Now())), want); !errors.Is(err, verify.ErrUnknownKey) {
+		t.Fatalf("credential under the withdrawn key: error %v, want ErrUnknownKey", err)
+	}
+
+	mu.Lock()
+	sourceErr = errors.New("key store unavailable")
+	mu.Unlock()
+	if _, err := v.Verify(ctx, fresh.sign(t, validClaims(clock.Now())), want); !errors.Is(err, verify.ErrKeySource) {
+		t.Fatalf("failing key source: error %v, want ErrKeySource", err)
 	}
 }
