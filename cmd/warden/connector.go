@@ -8,6 +8,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 	"github.com/wardenmcp/warden/connector/postgres"
+	"github.com/wardenmcp/warden/pkg/verify"
 )
 
 // newConnectorCmd returns `warden connector`, which runs a built-in
@@ -24,8 +25,9 @@ func newConnectorCmd() *cobra.Command {
 
 func newConnectorPostgresCmd() *cobra.Command {
 	var (
-		cfg    postgres.Config
-		dsnEnv string
+		cfg                       postgres.Config
+		dsnEnv                    string
+		jwksURL, issuer, audience string
 	)
 	cmd := &cobra.Command{
 		Use:   "postgres",
@@ -51,6 +53,17 @@ Logs go to stderr. Exit status: 0 when the client disconnects, 1 on an error.`,
 				return fmt.Errorf("environment variable %s is empty or unset", dsnEnv)
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			if jwksURL != "" {
+				// Every call must then carry Warden's credential for it; the
+				// task scope comes from the credential, not from the request.
+				v, err := verify.New(verify.Options{Issuer: issuer, Audience: audience, JWKSURL: jwksURL}, verify.NewMemoryReplayCache(nil))
+				if err != nil {
+					return &exitError{exitUsage, err}
+				}
+				cfg.Verifier = v
+			} else {
+				logger.Warn("no --jwks-url: the task scope in each request's _meta is trusted; run this connector only where nothing but Warden can reach it")
+			}
 			return postgres.Serve(cmd.Context(), cfg, dsn, &mcp.StdioTransport{}, logger)
 		},
 	}
@@ -62,5 +75,8 @@ Logs go to stderr. Exit status: 0 when the client disconnects, 1 on an error.`,
 	f.IntVar(&cfg.MaxRows, "max-rows", postgres.DefaultMaxRows, "most rows a call returns")
 	f.IntVar(&cfg.MaxResultBytes, "max-result-bytes", postgres.DefaultMaxResultBytes, "most bytes of values a call returns")
 	f.StringSliceVar(&cfg.Tools, "tools", nil, "tools to serve (default: query,list_tables,describe_table)")
+	f.StringVar(&jwksURL, "jwks-url", "", "Warden's JWKS URL (http://<listen>/.well-known/jwks.json): require a valid per-call credential on every call")
+	f.StringVar(&issuer, "issuer", "warden", "issuer of Warden's credentials (credentials.issuer)")
+	f.StringVar(&audience, "audience", "db", "this connector's upstream name in Warden's configuration (the credentials' audience)")
 	return cmd
 }
