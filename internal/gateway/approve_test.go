@@ -36,6 +36,12 @@ rules:
 // answered "pending" and then retried; never for other arguments, never
 // twice, never after a denial.
 func TestApprovals(t *testing.T) {
+	for _, rev := range []string{revSessions, revStateless} {
+		t.Run(rev, func(t *testing.T) { testApprovals(t, rev) })
+	}
+}
+
+func testApprovals(t *testing.T, rev string) {
 	ctx := testContext(t)
 	var refunds atomic.Int64
 	up := newServer("shop", nil)
@@ -50,7 +56,7 @@ func TestApprovals(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := startPolicyGateway(t, u.URL, approvePolicy, gateway.Options{Approvals: broker, ApprovalHold: 300 * time.Millisecond})
-	cs := connectHTTP(t, serveHTTP(t, g), revSessions, nil)
+	cs := connectHTTP(t, serveHTTP(t, g), rev, nil)
 	refund := func(amount int) string {
 		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "shop.refund", Arguments: map[string]any{"amount": amount}})
 		if err != nil {
