@@ -45,7 +45,7 @@ func (s *ApprovalStore) Create(ctx context.Context, r approval.Request) error {
 	if len(r.Args) > 0 {
 		args = []byte(r.Args)
 	}
-	return s.inTx(ctx, "create approval "+r.ID, func(tx *sql.Tx) error {
+	return s.db.inTx(ctx, "create approval "+r.ID, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM approvals WHERE id = ?`, r.ID).Scan(&n); err != nil {
 			return err
@@ -122,7 +122,7 @@ func (s *ApprovalStore) List(ctx context.Context, f approval.Filter) ([]approval
 // Decide implements approval.Store.
 func (s *ApprovalStore) Decide(ctx context.Context, id string, approve bool, by, comment string, now time.Time) (approval.Request, error) {
 	var out approval.Request
-	err := s.inTx(ctx, "decide approval "+id, func(tx *sql.Tx) error {
+	err := s.db.inTx(ctx, "decide approval "+id, func(tx *sql.Tx) error {
 		r, err := getApproval(ctx, tx, id)
 		if err != nil {
 			return err
@@ -169,7 +169,7 @@ func (s *ApprovalStore) find(ctx context.Context, b approval.Binding, cond strin
 // MarkUsed implements approval.Store.
 func (s *ApprovalStore) MarkUsed(ctx context.Context, id string, now time.Time) (approval.Request, error) {
 	var out approval.Request
-	err := s.inTx(ctx, "use approval "+id, func(tx *sql.Tx) error {
+	err := s.db.inTx(ctx, "use approval "+id, func(tx *sql.Tx) error {
 		r, err := getApproval(ctx, tx, id)
 		if err != nil {
 			return err
@@ -192,22 +192,6 @@ func (s *ApprovalStore) MarkUsed(ctx context.Context, id string, now time.Time) 
 		return nil
 	})
 	return out, err
-}
-
-// inTx runs f in an immediate transaction, committing when it returns nil.
-func (s *ApprovalStore) inTx(ctx context.Context, what string, f func(*sql.Tx) error) error {
-	tx, err := s.db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("%s: commit: %w", what, err)
-	}
-	return nil
 }
 
 func getApproval(ctx context.Context, q queryer, id string) (approval.Request, error) {

@@ -45,7 +45,7 @@ func (s *GrantStore) Create(ctx context.Context, g grant.Grant) error {
 	if err != nil {
 		return fmt.Errorf("create grant %s: %w", g.ID, err)
 	}
-	return s.inTx(ctx, "create grant "+g.ID, func(tx *sql.Tx) error {
+	return s.db.inTx(ctx, "create grant "+g.ID, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM grants WHERE id = ?`, g.ID).Scan(&n); err != nil {
 			return err
@@ -114,7 +114,7 @@ func (s *GrantStore) List(ctx context.Context, f grant.ListFilter) ([]grant.Gran
 // Revoke implements grant.Store.
 func (s *GrantStore) Revoke(ctx context.Context, id string, now time.Time) (grant.Grant, error) {
 	var out grant.Grant
-	err := s.inTx(ctx, "revoke grant "+id, func(tx *sql.Tx) error {
+	err := s.db.inTx(ctx, "revoke grant "+id, func(tx *sql.Tx) error {
 		g, err := getGrant(ctx, tx, id)
 		if err != nil {
 			return err
@@ -134,7 +134,7 @@ func (s *GrantStore) Revoke(ctx context.Context, id string, now time.Time) (gran
 // Consume implements grant.Store.
 func (s *GrantStore) Consume(ctx context.Context, id string, now time.Time) (grant.Grant, error) {
 	var out grant.Grant
-	err := s.inTx(ctx, "consume grant "+id, func(tx *sql.Tx) error {
+	err := s.db.inTx(ctx, "consume grant "+id, func(tx *sql.Tx) error {
 		chain, err := getChain(ctx, tx, id)
 		if err != nil {
 			return err
@@ -158,7 +158,7 @@ func (s *GrantStore) Consume(ctx context.Context, id string, now time.Time) (gra
 // AddLabels implements grant.Store.
 func (s *GrantStore) AddLabels(ctx context.Context, id string, labels ...string) (grant.Grant, error) {
 	var out grant.Grant
-	err := s.inTx(ctx, "label grant "+id, func(tx *sql.Tx) error {
+	err := s.db.inTx(ctx, "label grant "+id, func(tx *sql.Tx) error {
 		chain, err := getChain(ctx, tx, id)
 		if err != nil {
 			return err
@@ -182,22 +182,6 @@ func (s *GrantStore) AddLabels(ctx context.Context, id string, labels ...string)
 		return nil
 	})
 	return out, err
-}
-
-// inTx runs f in an immediate transaction, committing when it returns nil.
-func (s *GrantStore) inTx(ctx context.Context, what string, f func(*sql.Tx) error) error {
-	tx, err := s.db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("%s: commit: %w", what, err)
-	}
-	return nil
 }
 
 type queryer interface {
