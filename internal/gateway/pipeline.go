@@ -393,7 +393,6 @@ func (g *Gateway) auditRecord(call *Call, kind audit.Kind) audit.Record {
 		Kind:          kind,
 		Time:          time.Now(),
 		DecisionID:    call.ID,
-		RequestID:     requestID(call),
 		Principal:     call.Principal.ID,
 		Method:        call.Method,
 		Tool:          call.Name,
@@ -419,10 +418,6 @@ func (g *Gateway) auditRecord(call *Call, kind audit.Kind) audit.Record {
 	}
 	return rec
 }
-
-// requestID is empty: the protocol layer does not expose JSON-RPC ids to
-// middleware; the decision id identifies the call.
-func requestID(*Call) string { return "" }
 
 // secretKey reports argument names whose values are never written to the
 // audit log.
@@ -504,7 +499,10 @@ func (g *Gateway) respond(call *Call, res mcp.Result, err error) (mcp.Result, er
 
 // Call is one client request on its way through the pipeline.
 type Call struct {
-	ID              string // quoted to the client in denials and errors
+	// ID is quoted to the client in denials and errors and identifies the
+	// call in the audit log (the protocol layer does not expose JSON-RPC
+	// ids to middleware).
+	ID              string
 	Method          string
 	Name            string // tool or prompt name, or resource URI
 	Upstream        string
