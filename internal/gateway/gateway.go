@@ -6,13 +6,13 @@ package gateway
 //lint:file-ignore SA1019 Warden relays sampling, roots and logging for clients of the revisions that still have them.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -473,7 +473,7 @@ func (g *Gateway) sync(s *mcp.Server, prev, next *catalog) map[listKind]bool {
 func sameJSON(a, b any) bool {
 	ja, err1 := json.Marshal(a)
 	jb, err2 := json.Marshal(b)
-	return err1 == nil && err2 == nil && reflect.DeepEqual(ja, jb)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // Close stops relaying: new requests are refused, requests in flight get
