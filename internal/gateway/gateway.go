@@ -404,70 +404,43 @@ func (g *Gateway) rebuild() (map[listKind]bool, error) {
 
 // sync registers what is new or changed and removes what is gone.
 func (g *Gateway) sync(s *mcp.Server, prev, next *catalog) map[listKind]bool {
-	changes := map[listKind]bool{}
+	resources := syncList(prev.resources, next.resources,
+		func(a, b *resourceRoute) bool { return a.up == b.up && sameJSON(a.resource, b.resource) },
+		s.RemoveResources, func(r *resourceRoute) { s.AddResource(r.resource, g.forwardResource(r.up)) })
+	templates := syncList(prev.templates, next.templates,
+		func(a, b *templateRoute) bool { return a.up == b.up && sameJSON(a.template, b.template) },
+		s.RemoveResourceTemplates, func(r *templateRoute) { s.AddResourceTemplate(r.template, g.forwardResource(r.up)) })
+	return map[listKind]bool{
+		toolList: syncList(prev.tools, next.tools,
+			func(a, b *toolRoute) bool { return a.up == b.up && sameJSON(a.exposed, b.exposed) },
+			s.RemoveTools, func(r *toolRoute) { s.AddTool(r.exposed, g.forwardTool(r)) }),
+		promptList: syncList(prev.prompts, next.prompts,
+			func(a, b *promptRoute) bool { return a.up == b.up && sameJSON(a.exposed, b.exposed) },
+			s.RemovePrompts, func(r *promptRoute) { s.AddPrompt(r.exposed, g.forwardPrompt(r)) }),
+		resourceList: resources || templates,
+	}
+}
+
+// syncList brings one list's registrations in line with next: it removes
+// what is gone and registers what is new or changed, and reports whether
+// anything changed.
+func syncList[R any](prev, next map[string]R, same func(a, b R) bool, remove func(...string), add func(R)) bool {
 	var gone []string
-	for name := range prev.tools {
-		if _, ok := next.tools[name]; !ok {
-			gone = append(gone, name)
+	for k := range prev {
+		if _, ok := next[k]; !ok {
+			gone = append(gone, k)
 		}
 	}
-	s.RemoveTools(gone...)
-	changes[toolList] = len(gone) > 0
-	for name, rt := range next.tools {
-		if old, ok := prev.tools[name]; ok && old.up == rt.up && sameJSON(old.exposed, rt.exposed) {
+	remove(gone...)
+	changed := len(gone) > 0
+	for k, r := range next {
+		if old, ok := prev[k]; ok && same(old, r) {
 			continue
 		}
-		s.AddTool(rt.exposed, g.forwardTool(rt))
-		changes[toolList] = true
+		add(r)
+		changed = true
 	}
-
-	gone = gone[:0]
-	for name := range prev.prompts {
-		if _, ok := next.prompts[name]; !ok {
-			gone = append(gone, name)
-		}
-	}
-	s.RemovePrompts(gone...)
-	changes[promptList] = len(gone) > 0
-	for name, pr := range next.prompts {
-		if old, ok := prev.prompts[name]; ok && old.up == pr.up && sameJSON(old.exposed, pr.exposed) {
-			continue
-		}
-		s.AddPrompt(pr.exposed, g.forwardPrompt(pr))
-		changes[promptList] = true
-	}
-
-	gone = gone[:0]
-	for uri := range prev.resources {
-		if _, ok := next.resources[uri]; !ok {
-			gone = append(gone, uri)
-		}
-	}
-	s.RemoveResources(gone...)
-	changes[resourceList] = len(gone) > 0
-	for uri, rr := range next.resources {
-		if old, ok := prev.resources[uri]; ok && old.up == rr.up && sameJSON(old.resource, rr.resource) {
-			continue
-		}
-		s.AddResource(rr.resource, g.forwardResource(rr.up))
-		changes[resourceList] = true
-	}
-
-	gone = gone[:0]
-	for t := range prev.templates {
-		if _, ok := next.templates[t]; !ok {
-			gone = append(gone, t)
-		}
-	}
-	s.RemoveResourceTemplates(gone...)
-	for t, tr := range next.templates {
-		if old, ok := prev.templates[t]; ok && old.up == tr.up && sameJSON(old.template, tr.template) {
-			continue
-		}
-		s.AddResourceTemplate(tr.template, g.forwardResource(tr.up))
-		changes[resourceList] = true
-	}
-	return changes
+	return changed
 }
 
 func sameJSON(a, b any) bool {
