@@ -22,6 +22,7 @@ run() { # title, package, bench regexp, extra flags...
 }
 
 run "Relay: a small tools/call, direct vs through Warden (process CPU per call includes client, gateway and upstream)" ./bench 'BenchmarkCall' -benchtime 2000x
+run "Memory per open client session (client, Warden and upstream in one process: an upper bound)" ./bench 'BenchmarkMemoryPerSession' -benchtime 1x
 run "Warden's pipeline between the transports (check, identify, route, validate, decide, respond)" ./internal/gateway 'BenchmarkPipeline' -benchtime 20000x
 run "Strict message check (every client message)" ./internal/wire 'BenchmarkCheck' -benchtime 20000x
 run "Argument decode, validate, re-encode" ./internal/argschema 'Benchmark' -benchtime 20000x
