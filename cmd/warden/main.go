@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -49,8 +50,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopProfile := startCPUProfile(os.Getenv("WARDEN_CPUPROFILE"))
 	root := newRootCmd()
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "warden:", err)
 		var ee *exitError
 		if errors.As(err, &ee) {
@@ -58,6 +62,24 @@ func main() {
 		}
 		os.Exit(exitUsage)
 	}
+}
+
+// startCPUProfile writes a CPU profile of the whole run to path, if set:
+// how bench/NOTES.md profiles a gateway under load (`warden bench` passes
+// its environment to the processes it starts).
+func startCPUProfile(path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	fh, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+	if err == nil {
+		err = pprof.StartCPUProfile(fh)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "warden: WARDEN_CPUPROFILE:", err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); fh.Close() }
 }
 
 func newRootCmd() *cobra.Command {

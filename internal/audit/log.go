@@ -89,7 +89,8 @@ type Log struct {
 }
 
 type appendRequest struct {
-	rec  Record
+	barrier bool // a Sync: no record, answered when its batch is durable
+	rec     Record
 	enc  encodedRecord     // rec's encoding, made by the caller
 	done chan appendResult // buffered: the writer never blocks on a caller
 }
@@ -143,41 +144,81 @@ func (l *Log) KeyID() string { return l.keyID }
 // stored, and the caller must fail closed; after ctx ends while waiting for
 // the write, the record may still be stored.
 func (l *Log) Append(ctx context.Context, rec Record) (uint64, error) {
-	r, err := normalize(rec)
+	req, err := l.enqueue(ctx, rec)
 	if err != nil {
 		return 0, err
-	}
-	if r.Time.IsZero() {
-		r.Time = l.opts.Now().Round(0).UTC()
-		if err := checkTime(r.Time); err != nil {
-			return 0, fmt.Errorf("audit clock: %w", err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("audit append: %w", err)
-	}
-	enc, err := r.encode()
-	if err != nil {
-		return 0, err
-	}
-	req := &appendRequest{rec: r, enc: enc, done: make(chan appendResult, 1)}
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return 0, ErrLogClosed
-	}
-	select {
-	case l.queue <- req:
-		l.mu.RUnlock()
-	case <-ctx.Done():
-		l.mu.RUnlock()
-		return 0, fmt.Errorf("audit append: queue full: %w", ctx.Err())
 	}
 	select {
 	case res := <-req.done:
 		return res.seq, res.err
 	case <-ctx.Done():
 		return 0, fmt.Errorf("audit append: waiting for the write: %w", ctx.Err())
+	}
+}
+
+// Enqueue adds rec to the chain without waiting for it to be durable: it
+// returns once the record is queued, and it is written with the next batch.
+// It is for records whose caller has nothing to withhold, such as the
+// outcome of a call already answered; a write that fails later is reported
+// to the Logger. When the queue is full Enqueue waits, until ctx ends.
+func (l *Log) Enqueue(ctx context.Context, rec Record) error {
+	_, err := l.enqueue(ctx, rec)
+	return err
+}
+
+// Sync returns once every record queued before it is durable, or with the
+// error that kept its batch from being written.
+func (l *Log) Sync(ctx context.Context) error {
+	req := &appendRequest{barrier: true, done: make(chan appendResult, 1)}
+	if err := l.send(ctx, req); err != nil {
+		return err
+	}
+	select {
+	case res := <-req.done:
+		return res.err
+	case <-ctx.Done():
+		return fmt.Errorf("audit sync: %w", ctx.Err())
+	}
+}
+
+// enqueue encodes rec and queues it for the writer.
+func (l *Log) enqueue(ctx context.Context, rec Record) (*appendRequest, error) {
+	r, err := normalize(rec)
+	if err != nil {
+		return nil, err
+	}
+	if r.Time.IsZero() {
+		r.Time = l.opts.Now().Round(0).UTC()
+		if err := checkTime(r.Time); err != nil {
+			return nil, fmt.Errorf("audit clock: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("audit append: %w", err)
+	}
+	enc, err := r.encode()
+	if err != nil {
+		return nil, err
+	}
+	req := &appendRequest{rec: r, enc: enc, done: make(chan appendResult, 1)}
+	if err := l.send(ctx, req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// send queues req for the writer, waiting while the queue is full.
+func (l *Log) send(ctx context.Context, req *appendRequest) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return ErrLogClosed
+	}
+	select {
+	case l.queue <- req:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("audit append: queue full: %w", ctx.Err())
 	}
 }
 
@@ -258,14 +299,13 @@ func (l *Log) commit(batch []*appendRequest, checkpoint bool) error {
 			return err
 		}
 		if len(c.records) == 0 {
+			l.answer(batch, c.seqs) // only barriers
 			return nil
 		}
 		err = l.store.Append(ctx, c.records)
 		if err == nil {
 			l.headSeq, l.headHash, l.sinceCheckpoint = c.seq, c.hash, c.since
-			for i, req := range batch {
-				req.done <- appendResult{seq: c.seqs[i]}
-			}
+			l.answer(batch, c.seqs)
 			return nil
 		}
 		// The write may or may not have landed: read the head again before
@@ -274,9 +314,7 @@ func (l *Log) commit(batch []*appendRequest, checkpoint bool) error {
 		if errors.Is(err, ErrConflict) && attempt < conflictRetries {
 			continue // nothing was written: chain the batch onto the new head
 		}
-		err = fmt.Errorf("audit append: %w", err)
-		l.opts.Logger.Error("audit write failed", "records", len(c.records), "first_seq", c.records[0].Seq, "err", err)
-		l.fail(batch, err)
+		l.fail(batch, fmt.Errorf("audit append: records from %d: %w", c.records[0].Seq, err))
 		return err
 	}
 }
@@ -321,6 +359,9 @@ func (l *Log) chain(batch []*appendRequest, checkpoint bool) (chained, error) {
 		return nil
 	}
 	for i, req := range batch {
+		if req.barrier {
+			continue
+		}
 		link(req.rec, req.enc)
 		c.seqs[i] = c.seq
 		if c.since++; c.since >= l.opts.CheckpointEvery {
@@ -337,7 +378,19 @@ func (l *Log) chain(batch []*appendRequest, checkpoint bool) (chained, error) {
 	return c, nil
 }
 
+// answer tells every caller in batch its record's seq.
+func (l *Log) answer(batch []*appendRequest, seqs []uint64) {
+	for i, req := range batch {
+		req.done <- appendResult{seq: seqs[i]}
+	}
+}
+
+// fail answers every caller in batch with err, and logs it: records
+// queued by Enqueue have no caller waiting to hear of it.
 func (l *Log) fail(batch []*appendRequest, err error) {
+	if len(batch) > 0 {
+		l.opts.Logger.Error("audit write failed", "records", len(batch), "err", err)
+	}
 	for _, req := range batch {
 		req.done <- appendResult{err: err}
 	}

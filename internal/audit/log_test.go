@@ -1,11 +1,14 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -68,6 +71,12 @@ func (g *gatedStore) Append(ctx context.Context, records []Record) error {
 		return err
 	}
 	return fail
+}
+
+func (g *gatedStore) count() int {
+	g.MemoryStore.mu.Lock()
+	defer g.MemoryStore.mu.Unlock()
+	return len(g.MemoryStore.records)
 }
 
 func (g *gatedStore) batchSizes() []int {
@@ -513,5 +522,89 @@ func TestAppendRefusesABrokenClock(t *testing.T) {
 	defer l.Close()
 	if _, err := l.Append(context.Background(), Record{Kind: KindAdmin}); err == nil {
 		t.Fatal("a record dated by a broken clock was appended")
+	}
+}
+
+func TestEnqueueReturnsBeforeTheWriteAndSyncWaitsForIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newGatedStore()
+		key := testKey(1)
+		l, err := Open(store, key, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.hold()
+		for range 3 {
+			if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome, Principal: "p"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synced := make(chan error, 1)
+		go func() { synced <- l.Sync(t.Context()) }()
+		synctest.Wait()
+		select {
+		case err := <-synced:
+			t.Fatalf("Sync returned %v while the store still held the records", err)
+		default:
+		}
+		if n := store.count(); n != 0 {
+			t.Fatalf("%d records stored while the store was held", n)
+		}
+		store.release()
+		if err := <-synced; err != nil {
+			t.Fatal(err)
+		}
+		if n := store.count(); n != 3 {
+			t.Fatalf("after Sync the store holds %d records, want the 3 enqueued", n)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		mustVerify(t, store, key.Public().(ed25519.PublicKey))
+	})
+}
+
+func TestEnqueuedWriteFailureIsLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newGatedStore()
+		var logged bytes.Buffer
+		l, err := Open(store, testKey(1), Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.setFail(errors.New("disk full"), false)
+		store.hold()
+		if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome, Principal: "p"}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the writer is in the store's Append with the record
+		synced := make(chan error, 1)
+		go func() { synced <- l.Sync(t.Context()) }()
+		synctest.Wait() // the barrier waits behind it
+		store.release()
+		if err := <-synced; err != nil {
+			t.Fatalf("Sync after the failed batch: %v; want nil, nothing was queued after it", err)
+		}
+		if n := store.count(); n != 0 {
+			t.Fatalf("the store holds %d records after a failed write", n)
+		}
+		if !strings.Contains(logged.String(), "audit write failed") || !strings.Contains(logged.String(), "disk full") {
+			t.Fatalf("log = %q, want the failed write reported", logged.String())
+		}
+		l.Close()
+	})
+}
+
+func TestEnqueueAfterClose(t *testing.T) {
+	l, err := Open(NewMemoryStore(), testKey(1), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome}); !errors.Is(err, ErrLogClosed) {
+		t.Fatalf("Enqueue after Close = %v, want ErrLogClosed", err)
+	}
+	if err := l.Sync(t.Context()); !errors.Is(err, ErrLogClosed) {
+		t.Fatalf("Sync after Close = %v, want ErrLogClosed", err)
 	}
 }

@@ -93,10 +93,12 @@ type PolicySource interface {
 	Policy() *policy.Policy
 }
 
-// Auditor appends a record durably: when Append returns nil, the record
-// is on disk.
+// Auditor appends records to the audit log. When Append returns nil, the
+// record is on disk; Enqueue only queues it for the next write, for records
+// nobody waits on (a forwarded call's outcome, after its decision record).
 type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (uint64, error)
+	Enqueue(ctx context.Context, r audit.Record) error
 }
 
 // Gateway relays MCP between clients and upstream servers.

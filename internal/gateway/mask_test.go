@@ -113,6 +113,11 @@ func (a *memAudit) Append(_ context.Context, r audit.Record) (uint64, error) {
 	return uint64(len(a.records)), nil
 }
 
+func (a *memAudit) Enqueue(ctx context.Context, r audit.Record) error {
+	_, err := a.Append(ctx, r)
+	return err
+}
+
 func (a *memAudit) outcomes() []audit.Record {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -21,28 +21,30 @@ import (
 type AuditStore struct {
 	db *DB
 
-	mu      sync.Mutex
-	inserts map[int]*sql.Stmt // prepared INSERTs by row count
+	mu       sync.Mutex
+	prepared map[string]*sql.Stmt // the statements Append runs, by text
 }
 
 // Audit returns the database's audit store.
 func (d *DB) Audit() *AuditStore { return d.audit }
 
-// insertStmt returns the prepared INSERT of rows records, preparing it once.
-func (s *AuditStore) insertStmt(ctx context.Context, rows int) (*sql.Stmt, error) {
+// stmt returns query prepared on the pool, preparing it once: Append runs
+// the same few statements for every batch, and parsing SQL costs more than
+// running them.
+func (s *AuditStore) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if stmt, ok := s.inserts[rows]; ok {
+	if stmt, ok := s.prepared[query]; ok {
 		return stmt, nil
 	}
-	stmt, err := s.db.sql.PrepareContext(ctx, insertSQL(rows))
+	stmt, err := s.db.sql.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	if s.inserts == nil {
-		s.inserts = map[int]*sql.Stmt{}
+	if s.prepared == nil {
+		s.prepared = map[string]*sql.Stmt{}
 	}
-	s.inserts[rows] = stmt
+	s.prepared[query] = stmt
 	return stmt, nil
 }
 
@@ -85,7 +87,11 @@ func (s *AuditStore) Append(ctx context.Context, records []audit.Record) (err er
 	var last *audit.Record
 	var seq int64
 	var hash string
-	switch err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash); {
+	head, err := s.stmt(ctx, `SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1`)
+	if err != nil {
+		return fmt.Errorf("append audit records: %w", err)
+	}
+	switch err := tx.StmtContext(ctx, head).QueryRowContext(ctx).Scan(&seq, &hash); {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return fmt.Errorf("append audit records: read head: %w", err)
@@ -106,7 +112,7 @@ func (s *AuditStore) Append(ctx context.Context, records []audit.Record) (err er
 				return err
 			}
 		}
-		stmt, err := s.insertStmt(ctx, rows)
+		stmt, err := s.stmt(ctx, insertSQLs[rows])
 		if err != nil {
 			return fmt.Errorf("append audit records: %w", err)
 		}
@@ -120,6 +126,9 @@ func (s *AuditStore) Append(ctx context.Context, records []audit.Record) (err er
 	}
 	return nil
 }
+
+// insertSQLs are the INSERTs of each chunkRows size.
+var insertSQLs = map[int]string{1: insertSQL(1), 4: insertSQL(4), 16: insertSQL(16), 64: insertSQL(64)}
 
 func insertSQL(rows int) string {
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", columnsPerRecord), ",") + ")"
