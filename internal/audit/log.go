@@ -91,8 +91,8 @@ type Log struct {
 type appendRequest struct {
 	barrier bool // a Sync: no record, answered when its batch is durable
 	rec     Record
-	enc  encodedRecord     // rec's encoding, made by the caller
-	done chan appendResult // buffered: the writer never blocks on a caller
+	enc     encodedRecord     // rec's encoding, made by the caller
+	done    chan appendResult // buffered: the writer never blocks on a caller
 }
 
 type appendResult struct {
