@@ -30,6 +30,8 @@ type benchFlags struct {
 	warmup      time.Duration
 	duration    time.Duration
 	payload     int
+	tasks       int
+	tasksSet    bool // --tasks given: --quick keeps it
 	format      string
 	report      string
 	plot        string
@@ -48,12 +50,13 @@ p99.9), throughput, errors, and the gateway process's CPU per call and peak
 memory.
 
 The upstream (a minimal echo server) and the gateway ('warden serve' with a
-generated 100-rule policy, API-key identity and the audit log on) each run as
-their own process, started from this binary, on 127.0.0.1 only. Fixed rates
-run open-loop, measured from each call's scheduled send time; "max" runs
-closed-loop. Masking is not yet in the pipeline, and the report says so.
+generated 100-rule policy, API-key identity, the audit log and masking on)
+each run as their own process, started from this binary, on 127.0.0.1 only.
+Fixed rates run open-loop, measured from each call's scheduled send time;
+"max" runs closed-loop. After the loads, the full run issues --tasks task
+grants and calls once under each, and reports the gateway's memory.
 
-  warden bench --quick                 under a minute; one JSON object
+  warden bench --quick                 under a minute; one JSON object, no tasks phase
   warden bench                         the full sweep, as tables
   warden bench --report bench/RESULTS-load.md --plot bench/latency.svg
 
@@ -67,6 +70,7 @@ Exit codes: 0 done, 1 the benchmark failed, 2 bad arguments.`,
 				return fmt.Errorf("finding this program to start the gateway: %w", err)
 			}
 			f.command = "warden " + strings.Join(os.Args[1:], " ")
+			f.tasksSet = cmd.Flags().Changed("tasks")
 			spawn := func(args ...string) *exec.Cmd { return exec.Command(exe, args...) }
 			return runBench(cmd.Context(), f, spawn, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -80,6 +84,7 @@ Exit codes: 0 done, 1 the benchmark failed, 2 bad arguments.`,
 	fl.DurationVar(&f.warmup, "warmup", time.Second, "warm-up before each measured run (excluded)")
 	fl.DurationVar(&f.duration, "duration", 5*time.Second, "measured time of each run")
 	fl.IntVar(&f.payload, "payload", 256, "payload bytes in each call's arguments")
+	fl.IntVar(&f.tasks, "tasks", 10000, "open tasks (task grants, each called once) after the loads; 0 skips them")
 	fl.StringVar(&f.format, "format", "", "output: table or json (default table; json with --quick)")
 	fl.StringVar(&f.report, "report", "", "also write a Markdown report to FILE")
 	fl.StringVar(&f.plot, "plot", "", "also write an SVG plot of latency against offered load to FILE")
@@ -132,8 +137,14 @@ func runBench(ctx context.Context, f benchFlags, spawn loadgen.Spawn, out, errOu
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
+	if f.tasks < 0 {
+		return &exitError{exitUsage, fmt.Errorf("--tasks %d: want 0 or more", f.tasks)}
+	}
 	if f.quick {
 		rates, f.max = []float64{2000}, true
+		if !f.tasksSet {
+			f.tasks = 0
+		}
 		f.warmup, f.duration = time.Second, 3*time.Second
 		if f.format == "" {
 			f.format = "json"
@@ -154,7 +165,7 @@ func runBench(ctx context.Context, f benchFlags, spawn loadgen.Spawn, out, errOu
 	o := loadgen.Options{
 		Spawn: spawn, Dir: dir, Revisions: f.revisions, Rates: rates, Max: f.max,
 		Concurrency: f.concurrency, Warmup: f.warmup, Duration: f.duration, PayloadBytes: f.payload,
-		Progress: errOut,
+		Tasks: f.tasks, Progress: errOut,
 	}
 	if f.verbose {
 		o.ChildLog = errOut

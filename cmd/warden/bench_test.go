@@ -61,7 +61,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	report, plot := filepath.Join(dir, "RESULTS-load.md"), filepath.Join(dir, "latency.svg")
 	f := benchFlags{
 		rates: "50", max: true, revisions: []string{"2025-11-25", "2026-07-28"},
-		concurrency: 2, warmup: 200 * time.Millisecond, duration: time.Second, payload: 128,
+		concurrency: 2, warmup: 200 * time.Millisecond, duration: time.Second, payload: 128, tasks: 40,
 		format: "json", report: report, plot: plot, command: "warden bench (test)",
 	}
 	var out, progress bytes.Buffer
@@ -101,6 +101,13 @@ func TestBenchEndToEnd(t *testing.T) {
 	if got["masking"] != loadgen.MaskingNote {
 		t.Errorf("masking %v, want it reported as %q", got["masking"], loadgen.MaskingNote)
 	}
+	tasks, _ := got["open_tasks"].(map[string]any)
+	if tasks["tasks"] != 40.0 || tasks["calls"] != 40.0 || tasks["errors"] != 0.0 || tasks["charged"] != 40.0 {
+		t.Errorf("open_tasks %v, want 40 tasks each called once without errors, and charged", tasks)
+	}
+	if v, _ := tasks["gateway_rss_after_mib"].(float64); v <= 0 {
+		t.Errorf("open_tasks gateway_rss_after_mib %v, want a size", tasks["gateway_rss_after_mib"])
+	}
 	if points, _ := got["points"].([]any); len(points) != 4 {
 		t.Errorf("%d points, want 4 (two loads, two revisions)", len(points))
 	}
@@ -125,6 +132,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{rates: "fast", duration: time.Second},
 		{rates: "100", duration: time.Second, format: "xml"},
 		{rates: "100", duration: time.Second, concurrency: -1},
+		{rates: "100", duration: time.Second, tasks: -1},
 	} {
 		err := runBench(t.Context(), f, testSpawn, &bytes.Buffer{}, &bytes.Buffer{})
 		var ee *exitError

@@ -26,6 +26,9 @@ type toolRoute struct {
 	// it could not be, and then the tool cannot be called.
 	schema    *argschema.Schema
 	schemaErr error
+	// annotations are exposed.Annotations as the policy sees them, made
+	// once per listing rather than per call.
+	annotations map[string]any
 }
 
 type promptRoute struct {
@@ -87,6 +90,9 @@ func buildCatalog(ups []*upstream, lists map[string]*listing) (*catalog, []error
 				continue
 			}
 			rt := &toolRoute{up: up, upstream: t.Name, exposed: exposeTool(t, name)}
+			if a := rt.exposed.Annotations; a != nil {
+				rt.annotations = annotationMap(a)
+			}
 			rt.schema, rt.schemaErr = compileInputSchema(t.InputSchema)
 			c.tools[name] = rt
 		}

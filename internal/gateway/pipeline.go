@@ -252,9 +252,7 @@ func (g *Gateway) policyInput(call *Call) *policy.Input {
 		if e, ok := g.cfg.Catalog[call.Name]; ok {
 			in.ToolInfo.Risk, in.ToolInfo.Labels = e.Risk, e.Labels
 		}
-		if a := call.tool.exposed.Annotations; a != nil {
-			in.ToolInfo.Annotations = annotationMap(a)
-		}
+		in.ToolInfo.Annotations = call.tool.annotations
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		in.Resource = call.Name
 	case "prompts/get":

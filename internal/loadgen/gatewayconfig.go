@@ -15,8 +15,9 @@ import (
 const (
 	// UpstreamName is the benchmark upstream's name behind the gateway.
 	UpstreamName = "bench"
-	// BenchRole is the role of the benchmark's caller.
-	BenchRole = "bench-agent"
+	// BenchPrincipal and BenchRole are the benchmark caller's id and role.
+	BenchPrincipal = "bench-client"
+	BenchRole      = "bench-agent"
 	// PolicyRules is how many rules the generated policy holds.
 	PolicyRules = 100
 	// benchRuleCount is how many of them name the benchmark tool.
@@ -68,11 +69,11 @@ identity:
     - id: bench-client
       hash: %[4]s
       principal:
-        id: bench-client
+        id: %[6]s
         roles: [%[5]s]
         tenant: acme
         clearance: internal
-`, UpstreamName, upstreamURL, exposed, identity.HashAPIKey(f.APIKey), BenchRole)
+`, UpstreamName, upstreamURL, exposed, identity.HashAPIKey(f.APIKey), BenchRole, BenchPrincipal)
 	if err := os.WriteFile(f.Config, []byte(config), 0o600); err != nil {
 		return GatewayFiles{}, fmt.Errorf("writing the gateway configuration: %w", err)
 	}
@@ -132,7 +133,7 @@ func BenchPolicy(tool string) string {
 	add(`{id: bench-payload-size, tool: %q, when: 'has(args.payload) && size(args.payload) > 1048576', effect: deny, reason: payload too large}`, tool)
 	add(`{id: bench-clearance, tool: %q, when: 'principal.clearance == ""', effect: deny, reason: no clearance}`, tool)
 	add(`{id: bench-destructive, tool: %q, when: 'tool.risk != "read"', effect: confirm}`, tool)
-	add(`{id: bench-allow, tool: %q, when: 'principal.id == "bench-client" && args.amount <= 5000', effect: allow}`, tool)
+	add(`{id: bench-allow, tool: %q, when: 'principal.id == %q && args.amount <= 5000', effect: allow}`, tool, BenchPrincipal)
 	// Masking on: every result is scanned with the default detector set;
 	// the benchmark's clearance sees personal data, never secrets.
 	b.WriteString("masking:\n  default: redact\n  rules:\n")

@@ -55,12 +55,35 @@ func TestChecksStateEachGap(t *testing.T) {
 		"added p99":                     "missed by 10 µs",
 		"gateway CPU per call":          "met",
 		"throughput at saturation":      "met",
-		"memory with 10,000 open tasks": "not measured: " + TasksNote,
+		"memory with 10,000 open tasks": "not measured: the suite did not open 10000 tasks (warden bench --tasks)",
 	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s: verdict %q, want %q", k, got[k], v)
 		}
+	}
+}
+
+func TestMemoryCheckNeedsTenThousandTasks(t *testing.T) {
+	verdict := func(tasks int, peak float64) string {
+		r := fakeReport()
+		r.OpenTasks = &TaskSample{Tasks: tasks, RSSAfterMiB: peak}
+		r.GatewayPeakRSSMiB = peak
+		for _, c := range Checks(r) {
+			if c.Name == "memory with 10,000 open tasks" {
+				return c.Verdict
+			}
+		}
+		return ""
+	}
+	if got := verdict(10000, 99.5); got != "met" {
+		t.Errorf("10,000 tasks at 99.5 MiB: %q, want met", got)
+	}
+	if got := verdict(10000, 120); got != "missed by 20.0 MiB" {
+		t.Errorf("10,000 tasks at 120 MiB: %q, want missed by 20.0 MiB", got)
+	}
+	if got := verdict(500, 50); !strings.HasPrefix(got, "not measured") {
+		t.Errorf("500 tasks: %q, want not measured", got)
 	}
 }
 
@@ -91,11 +114,12 @@ func TestWriteSVGIsWellFormed(t *testing.T) {
 func TestWriteMarkdownAndTable(t *testing.T) {
 	r := fakeReport()
 	r.Command = "warden bench --quick"
+	r.OpenTasks = &TaskSample{Tasks: 10000, Calls: 10000, RSSBeforeMiB: 40, RSSAfterMiB: 41.5}
 	var md bytes.Buffer
 	if err := WriteMarkdown(&md, r, "bench/RESULTS-load.md", "bench/latency.svg"); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"$ warden bench --quick", "Masking: on", "](latency.svg)", "### Revision 2026-07-28", "missed by 30 µs", "not measured: task grants"} {
+	for _, want := range []string{"$ warden bench --quick", "Masking: on", "](latency.svg)", "### Revision 2026-07-28", "missed by 30 µs", "### Open tasks", "41.5 MiB after 10000 tasks each called once | met"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q", want)
 		}
