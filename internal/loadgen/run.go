@@ -159,6 +159,17 @@ func newHTTPClient(header http.Header, workers int) (*http.Client, func()) {
 	return &http.Client{Transport: &headerTransport{base: base, header: header}}, base.CloseIdleConnections
 }
 
+// benchClient is the MCP client every benchmark session belongs to.
+var benchClient = mcp.NewClient(&mcp.Implementation{Name: "warden-bench", Version: "1"}, nil)
+
+// connect opens a session to target through hc, asking for revision.
+func connect(ctx context.Context, target Target, hc *http.Client, revision string, timeout time.Duration) (*mcp.ClientSession, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return benchClient.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: target.URL, HTTPClient: hc, MaxRetries: -1},
+		&mcp.ClientSessionOptions{ProtocolVersion: revision})
+}
+
 // Run loads target and measures it. Sessions are opened before the clock
 // starts; each worker owns one.
 func Run(ctx context.Context, target Target, load Load, hooks Hooks) (*Sample, error) {
@@ -175,12 +186,8 @@ func Run(ctx context.Context, target Target, load Load, hooks Hooks) (*Sample, e
 			_ = cs.Close()
 		}
 	}()
-	client := mcp.NewClient(&mcp.Implementation{Name: "warden-bench", Version: "1"}, nil)
 	for range load.Concurrency {
-		cctx, cancel := context.WithTimeout(ctx, load.CallTimeout)
-		cs, err := client.Connect(cctx, &mcp.StreamableClientTransport{Endpoint: target.URL, HTTPClient: hc, MaxRetries: -1},
-			&mcp.ClientSessionOptions{ProtocolVersion: load.Revision})
-		cancel()
+		cs, err := connect(ctx, target, hc, load.Revision, load.CallTimeout)
 		if err != nil {
 			return nil, fmt.Errorf("%s: connecting with revision %s: %w", target.Name, load.Revision, err)
 		}

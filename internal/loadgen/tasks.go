@@ -71,7 +71,6 @@ func RunTasks(ctx context.Context, storePath string, target Target, gw *Process,
 
 	hc, closeIdle := newHTTPClient(target.Header, l.Concurrency)
 	defer closeIdle()
-	client := mcp.NewClient(&mcp.Implementation{Name: "warden-bench", Version: "1"}, nil)
 	args := BenchArgs(l.PayloadBytes)
 	s := &TaskSample{Tasks: l.Tasks}
 	var next atomic.Int64
@@ -87,10 +86,7 @@ func RunTasks(ctx context.Context, storePath string, target Target, gw *Process,
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range l.Concurrency {
-		cctx, cancel := context.WithTimeout(ctx, l.CallTimeout)
-		cs, err := client.Connect(cctx, &mcp.StreamableClientTransport{Endpoint: target.URL, HTTPClient: hc, MaxRetries: -1},
-			&mcp.ClientSessionOptions{ProtocolVersion: l.Revision})
-		cancel()
+		cs, err := connect(ctx, target, hc, l.Revision, l.CallTimeout)
 		if err != nil {
 			wg.Wait()
 			return nil, fmt.Errorf("open tasks: connecting: %w", err)
