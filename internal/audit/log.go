@@ -89,10 +89,9 @@ type Log struct {
 }
 
 type appendRequest struct {
-	barrier bool // a Sync: no record, answered when its batch is durable
-	rec     Record
-	enc     encodedRecord     // rec's encoding, made by the caller
-	done    chan appendResult // buffered: the writer never blocks on a caller
+	rec  Record
+	enc  encodedRecord     // rec's encoding, made by the caller
+	done chan appendResult // buffered: the writer never blocks on a caller
 }
 
 type appendResult struct {
@@ -166,21 +165,6 @@ func (l *Log) Enqueue(ctx context.Context, rec Record) error {
 	return err
 }
 
-// Sync returns once every record queued before it is durable, or with the
-// error that kept its batch from being written.
-func (l *Log) Sync(ctx context.Context) error {
-	req := &appendRequest{barrier: true, done: make(chan appendResult, 1)}
-	if err := l.send(ctx, req); err != nil {
-		return err
-	}
-	select {
-	case res := <-req.done:
-		return res.err
-	case <-ctx.Done():
-		return fmt.Errorf("audit sync: %w", ctx.Err())
-	}
-}
-
 // enqueue encodes rec and queues it for the writer.
 func (l *Log) enqueue(ctx context.Context, rec Record) (*appendRequest, error) {
 	r, err := normalize(rec)
@@ -201,24 +185,16 @@ func (l *Log) enqueue(ctx context.Context, rec Record) (*appendRequest, error) {
 		return nil, err
 	}
 	req := &appendRequest{rec: r, enc: enc, done: make(chan appendResult, 1)}
-	if err := l.send(ctx, req); err != nil {
-		return nil, err
-	}
-	return req, nil
-}
-
-// send queues req for the writer, waiting while the queue is full.
-func (l *Log) send(ctx context.Context, req *appendRequest) error {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		return ErrLogClosed
+		return nil, ErrLogClosed
 	}
 	select {
 	case l.queue <- req:
-		return nil
+		return req, nil
 	case <-ctx.Done():
-		return fmt.Errorf("audit append: queue full: %w", ctx.Err())
+		return nil, fmt.Errorf("audit append: queue full: %w", ctx.Err())
 	}
 }
 
@@ -299,13 +275,14 @@ func (l *Log) commit(batch []*appendRequest, checkpoint bool) error {
 			return err
 		}
 		if len(c.records) == 0 {
-			l.answer(batch, c.seqs) // only barriers
 			return nil
 		}
 		err = l.store.Append(ctx, c.records)
 		if err == nil {
 			l.headSeq, l.headHash, l.sinceCheckpoint = c.seq, c.hash, c.since
-			l.answer(batch, c.seqs)
+			for i, req := range batch {
+				req.done <- appendResult{seq: c.seqs[i]}
+			}
 			return nil
 		}
 		// The write may or may not have landed: read the head again before
@@ -314,7 +291,8 @@ func (l *Log) commit(batch []*appendRequest, checkpoint bool) error {
 		if errors.Is(err, ErrConflict) && attempt < conflictRetries {
 			continue // nothing was written: chain the batch onto the new head
 		}
-		l.fail(batch, fmt.Errorf("audit append: records from %d: %w", c.records[0].Seq, err))
+		err = fmt.Errorf("audit append: records from %d: %w", c.records[0].Seq, err)
+		l.fail(batch, err)
 		return err
 	}
 }
@@ -359,9 +337,6 @@ func (l *Log) chain(batch []*appendRequest, checkpoint bool) (chained, error) {
 		return nil
 	}
 	for i, req := range batch {
-		if req.barrier {
-			continue
-		}
 		link(req.rec, req.enc)
 		c.seqs[i] = c.seq
 		if c.since++; c.since >= l.opts.CheckpointEvery {
@@ -376,13 +351,6 @@ func (l *Log) chain(batch []*appendRequest, checkpoint bool) (chained, error) {
 		}
 	}
 	return c, nil
-}
-
-// answer tells every caller in batch its record's seq.
-func (l *Log) answer(batch []*appendRequest, seqs []uint64) {
-	for i, req := range batch {
-		req.done <- appendResult{seq: seqs[i]}
-	}
 }
 
 // fail answers every caller in batch with err, and logs it: records

@@ -525,7 +525,7 @@ func TestAppendRefusesABrokenClock(t *testing.T) {
 	}
 }
 
-func TestEnqueueReturnsBeforeTheWriteAndSyncWaitsForIt(t *testing.T) {
+func TestEnqueueReturnsBeforeTheWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newGatedStore()
 		key := testKey(1)
@@ -539,23 +539,14 @@ func TestEnqueueReturnsBeforeTheWriteAndSyncWaitsForIt(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		synced := make(chan error, 1)
-		go func() { synced <- l.Sync(t.Context()) }()
 		synctest.Wait()
-		select {
-		case err := <-synced:
-			t.Fatalf("Sync returned %v while the store still held the records", err)
-		default:
-		}
 		if n := store.count(); n != 0 {
 			t.Fatalf("%d records stored while the store was held", n)
 		}
 		store.release()
-		if err := <-synced; err != nil {
-			t.Fatal(err)
-		}
+		synctest.Wait() // the writer is idle again
 		if n := store.count(); n != 3 {
-			t.Fatalf("after Sync the store holds %d records, want the 3 enqueued", n)
+			t.Fatalf("after the write the store holds %d records, want the 3 enqueued", n)
 		}
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
@@ -573,24 +564,17 @@ func TestEnqueuedWriteFailureIsLogged(t *testing.T) {
 			t.Fatal(err)
 		}
 		store.setFail(errors.New("disk full"), false)
-		store.hold()
 		if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome, Principal: "p"}); err != nil {
 			t.Fatal(err)
 		}
-		synctest.Wait() // the writer is in the store's Append with the record
-		synced := make(chan error, 1)
-		go func() { synced <- l.Sync(t.Context()) }()
-		synctest.Wait() // the barrier waits behind it
-		store.release()
-		if err := <-synced; err != nil {
-			t.Fatalf("Sync after the failed batch: %v; want nil, nothing was queued after it", err)
-		}
+		synctest.Wait() // the writer tried, failed and is idle again
 		if n := store.count(); n != 0 {
 			t.Fatalf("the store holds %d records after a failed write", n)
 		}
 		if !strings.Contains(logged.String(), "audit write failed") || !strings.Contains(logged.String(), "disk full") {
 			t.Fatalf("log = %q, want the failed write reported", logged.String())
 		}
+		store.setFail(nil, false)
 		l.Close()
 	})
 }
@@ -603,8 +587,5 @@ func TestEnqueueAfterClose(t *testing.T) {
 	l.Close()
 	if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome}); !errors.Is(err, ErrLogClosed) {
 		t.Fatalf("Enqueue after Close = %v, want ErrLogClosed", err)
-	}
-	if err := l.Sync(t.Context()); !errors.Is(err, ErrLogClosed) {
-		t.Fatalf("Sync after Close = %v, want ErrLogClosed", err)
 	}
 }

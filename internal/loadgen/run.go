@@ -195,7 +195,7 @@ func Run(ctx context.Context, target Target, load Load, hooks Hooks) (*Sample, e
 	}
 	// One call before the clock starts proves the target answers at all.
 	args := BenchArgs(load.PayloadBytes)
-	if err := call(ctx, sessions[0], target.Tool, args, load.CallTimeout); err != nil {
+	if err := call(ctx, sessions[0], &mcp.CallToolParams{Name: target.Tool, Arguments: args}, load.CallTimeout); err != nil {
 		return nil, fmt.Errorf("%s: first call: %w", target.Name, err)
 	}
 
@@ -255,10 +255,12 @@ type runner struct {
 	firstError string
 }
 
-func call(ctx context.Context, cs *mcp.ClientSession, tool string, args map[string]any, timeout time.Duration) error {
+// call makes one tools/call; a tool error result is an error too. The
+// library writes into p (its _meta), so every call needs its own.
+func call(ctx context.Context, cs *mcp.ClientSession, p *mcp.CallToolParams, timeout time.Duration) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	res, err := cs.CallTool(cctx, p)
 	if err != nil {
 		return err
 	}
@@ -303,7 +305,7 @@ func (r *runner) openLoop(ctx context.Context, sessions []*mcp.ClientSession) {
 	for _, cs := range sessions {
 		wg.Go(func() {
 			for t := range due {
-				err := call(ctx, cs, r.target.Tool, r.args, r.load.CallTimeout)
+				err := call(ctx, cs, &mcp.CallToolParams{Name: r.target.Tool, Arguments: r.args}, r.load.CallTimeout)
 				r.record(t, time.Now(), err)
 			}
 		})
@@ -375,7 +377,7 @@ func (r *runner) closedLoop(ctx context.Context, sessions []*mcp.ClientSession) 
 				if !start.Before(r.end) || !take() {
 					return
 				}
-				err := call(ctx, cs, r.target.Tool, r.args, r.load.CallTimeout)
+				err := call(ctx, cs, &mcp.CallToolParams{Name: r.target.Tool, Arguments: r.args}, r.load.CallTimeout)
 				r.record(start, time.Now(), err)
 			}
 		})

@@ -83,31 +83,31 @@ func RunTasks(ctx context.Context, storePath string, target Target, gw *Process,
 			s.FirstError = err.Error()
 		}
 	}
-	start := time.Now()
-	var wg sync.WaitGroup
+	sessions := make([]*mcp.ClientSession, 0, l.Concurrency)
+	defer func() {
+		for _, cs := range sessions {
+			_ = cs.Close()
+		}
+	}()
 	for range l.Concurrency {
 		cs, err := connect(ctx, target, hc, l.Revision, l.CallTimeout)
 		if err != nil {
-			wg.Wait()
 			return nil, fmt.Errorf("open tasks: connecting: %w", err)
 		}
+		sessions = append(sessions, cs)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, cs := range sessions {
 		wg.Go(func() {
-			defer cs.Close()
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(tokens) || ctx.Err() != nil {
 					return
 				}
-				cctx, cancel := context.WithTimeout(ctx, l.CallTimeout)
-				res, err := cs.CallTool(cctx, &mcp.CallToolParams{
-					Meta: mcp.Meta{grant.MetaKey: tokens[i]}, Name: target.Tool, Arguments: args,
-				})
-				cancel()
-				switch {
-				case err != nil:
-					fail(err)
-				case res.IsError:
-					fail(fmt.Errorf("tool error result under task %d", i))
+				p := &mcp.CallToolParams{Meta: mcp.Meta{grant.MetaKey: tokens[i]}, Name: target.Tool, Arguments: args}
+				if err := call(ctx, cs, p, l.CallTimeout); err != nil {
+					fail(fmt.Errorf("task %d: %w", i, err))
 				}
 			}
 		})
@@ -140,10 +140,11 @@ func RunTasks(ctx context.Context, storePath string, target Target, gw *Process,
 // ids and tokens.
 func issueGrants(ctx context.Context, store grant.Store, tool string, n int) (ids, tokens []string, err error) {
 	now := time.Now()
+	order := BenchArgs(0)["order_id"].(string)
 	for i := range n {
 		g, token, err := grant.Issue(grant.Spec{
 			Principal: BenchPrincipal, Tools: []string{tool},
-			Scope:     map[string]string{"order_id": BenchArgs(0)["order_id"].(string)},
+			Scope:     map[string]string{"order_id": order},
 			ExpiresAt: now.Add(time.Hour), Labels: []string{"bench"},
 		}, now)
 		if err != nil {
