@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -40,6 +41,7 @@ type runtime struct {
 	gateway *gateway.Gateway
 	policy  *policy.Holder     // nil without a policy
 	keys    *credential.KeySet // nil without per-call credentials
+	tokens  *sqlite.TokenStore
 	admin   http.Handler       // nil without admin_listen
 	closers []func() error     // in the order to close them
 }
@@ -99,7 +101,7 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 	if err != nil {
 		return fail(fmt.Errorf("token store: %w", err))
 	}
-	opts.Tokens = tokens
+	opts.Tokens, rt.tokens = tokens, tokens
 	opts.Counters = db.Counters()
 	if !cfg.Audit.Disabled {
 		keyFile := cfg.Audit.KeyFile
@@ -230,6 +232,50 @@ func (rt *runtime) startConnectors() (map[string]*mcp.Server, error) {
 		servers[name] = srv
 	}
 	return servers, nil
+}
+
+// tokenPurgeEvery is how often expired masking tokens, which hold the
+// original values they stand for, are deleted from the store.
+const tokenPurgeEvery = time.Hour
+
+// background starts what a running gateway keeps doing beside its calls:
+// policy reloads, credential key rotation, and deleting expired masking
+// tokens. They run until ctx ends or stop is called, which waits for them,
+// so that they are done before the store closes.
+func (rt *runtime) background(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if rt.policy != nil {
+		wg.Go(func() { rt.policy.Watch(ctx, time.Second, reloadSignal(ctx), rt.logger) })
+	}
+	wg.Go(func() { rt.rotateKeys(ctx) })
+	wg.Go(func() { rt.purgeTokens(ctx, tokenPurgeEvery) })
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// purgeTokens deletes expired masking tokens now and every interval. An
+// expired token no longer resolves, but its row still holds the original
+// value in clear until it is deleted.
+func (rt *runtime) purgeTokens(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := rt.tokens.DeleteExpired(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			rt.logger.Error("deleting expired masking tokens failed", "err", err)
+		case n > 0:
+			rt.logger.Info("expired masking tokens deleted", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // rotateKeys replaces the credential signing key every interval until ctx

@@ -45,10 +45,7 @@ flight up to shutdown_timeout to finish.`,
 			if err != nil {
 				return fmt.Errorf("listening: %w", err)
 			}
-			if rt.policy != nil {
-				go rt.policy.Watch(cmd.Context(), time.Second, reloadSignal(cmd.Context()), rt.logger)
-			}
-			go rt.rotateKeys(cmd.Context())
+			defer rt.background(cmd.Context())()
 			if rt.admin != nil {
 				stop, err := serveAdmin(rt.cfg.AdminListen, rt.admin, rt.logger.Info)
 				if err != nil {

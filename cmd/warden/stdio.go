@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -30,9 +29,7 @@ The caller is the local user, or the principal named in the configuration.`,
 			}
 			defer rt.Close()
 			ctx := cmd.Context()
-			if rt.policy != nil {
-				go rt.policy.Watch(ctx, time.Second, reloadSignal(ctx), rt.logger)
-			}
+			defer rt.background(ctx)()
 			if err := rt.gateway.Start(ctx); err != nil {
 				return err
 			}
