@@ -42,8 +42,8 @@ type runtime struct {
 	policy  *policy.Holder     // nil without a policy
 	keys    *credential.KeySet // nil without per-call credentials
 	tokens  *sqlite.TokenStore
-	admin   http.Handler       // nil without admin_listen
-	closers []func() error     // in the order to close them
+	admin   http.Handler   // nil without admin_listen
+	closers []func() error // in the order to close them
 }
 
 // Close releases what build opened, last opened first.
