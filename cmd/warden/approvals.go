@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardenmcp/warden/internal/admin"
 	"github.com/wardenmcp/warden/internal/approval"
+	"github.com/wardenmcp/warden/internal/audit"
 )
 
 const approvalsExitCodes = `Exit status: 0 on success; 1 when the admin API refuses the request
@@ -138,7 +139,7 @@ func runApprovalsList(ctx context.Context, out io.Writer, c *adminClient, state,
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tTOOL\tPRINCIPAL\tREASON\tEXPIRES")
 	for _, r := range resp.Approvals {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.State, r.Tool, r.Principal, oneLine(r.Reason), r.ExpiresAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.State, audit.OneLine(r.Tool), audit.OneLine(r.Principal), audit.OneLine(r.Reason), r.ExpiresAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }
@@ -183,7 +184,7 @@ func printApproval(out io.Writer, r approval.Request) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, oneLine(v))
+			fmt.Fprintf(tw, "%s:\t%s\n", k, audit.OneLine(v))
 		}
 	}
 	row("id", r.ID)
@@ -219,15 +220,4 @@ func printApproval(out io.Writer, r approval.Request) {
 		pretty = []byte("(none)")
 	}
 	fmt.Fprintf(out, "  %s\n", pretty)
-}
-
-// oneLine keeps a field on its line: a reason or comment with a newline or
-// escape sequence cannot forge rows of the listing.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
 }

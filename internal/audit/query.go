@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Format is how records are written for people or programs.
@@ -51,7 +52,7 @@ func textLine(r Record) string {
 		if s == "" {
 			return "-"
 		}
-		return s
+		return OneLine(s)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d %s %-10s %-7s %s %s %s", r.Seq, r.Time.UTC().Format(time.RFC3339Nano), r.Kind,
@@ -161,4 +162,16 @@ func Tail(ctx context.Context, store Store, w io.Writer, format Format, f Filter
 		case <-ticker.C:
 		}
 	}
+}
+
+// OneLine replaces control characters and line separators with spaces, so
+// that a value a client chose (a tool name, a principal) cannot start a
+// forged line in text output.
+func OneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
 }

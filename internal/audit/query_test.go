@@ -124,3 +124,16 @@ func TestWriteTextRecord(t *testing.T) {
 		t.Fatalf("got  %q\nwant %q", out.String(), want)
 	}
 }
+
+func TestWriteTextRecordKeepsClientNamesOnOneLine(t *testing.T) {
+	var out bytes.Buffer
+	forged := "x\n8 2026-03-01T12:00:01Z decision   allow   alice shop.refund ok\u2028"
+	r := audit.Record{Seq: 7, Time: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Kind: audit.KindDecision,
+		Decision: audit.DecisionDeny, Principal: "alice\r", Tool: forged, Status: "denied"}
+	if err := audit.WriteRecord(&out, audit.FormatText, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out.String(), "\n"); got != 1 || strings.ContainsAny(out.String(), "\r\u2028") {
+		t.Fatalf("text output %q: want exactly one line with no control characters", out.String())
+	}
+}
