@@ -79,7 +79,7 @@ Exit codes: 0 done, 1 the benchmark failed, 2 bad arguments.`,
 	fl.BoolVar(&f.quick, "quick", false, "a short run (under 60 s) at 2000 calls/s and at maximum; prints one JSON object")
 	fl.StringVar(&f.rates, "rates", "250,500,1000,2000", "fixed offered loads, calls/s, comma-separated")
 	fl.BoolVar(&f.max, "max", true, "also run closed-loop at maximum throughput")
-	fl.StringSliceVar(&f.revisions, "revision", []string{"2025-11-25", "2026-07-28"}, "protocol revisions to load")
+	fl.StringSliceVar(&f.revisions, "revision", loadgen.DefaultRevisions, "protocol revisions to load")
 	fl.IntVar(&f.concurrency, "concurrency", 32, "workers, each with its own client session")
 	fl.DurationVar(&f.warmup, "warmup", time.Second, "warm-up before each measured run (excluded)")
 	fl.DurationVar(&f.duration, "duration", 5*time.Second, "measured time of each run")

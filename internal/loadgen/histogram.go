@@ -23,12 +23,6 @@ func (l *Latencies) Add(d time.Duration) {
 	l.sorted = false
 }
 
-// Merge adds every sample of other.
-func (l *Latencies) Merge(other *Latencies) {
-	l.samples = append(l.samples, other.samples...)
-	l.sorted = false
-}
-
 // Count is the number of samples.
 func (l *Latencies) Count() int { return len(l.samples) }
 

@@ -86,16 +86,6 @@ type Sample struct {
 	P99us      float64 `json:"p99_us"`
 	P999us     float64 `json:"p999_us"`
 	MaxUs      float64 `json:"max_us"`
-
-	latencies *Latencies
-}
-
-// Percentile returns the latency at quantile q of the successful calls.
-func (s *Sample) Percentile(q float64) time.Duration {
-	if s.latencies == nil {
-		return 0
-	}
-	return s.latencies.Percentile(q)
 }
 
 // Validate reports a load that cannot run.
@@ -162,12 +152,26 @@ func newHTTPClient(header http.Header, workers int) (*http.Client, func()) {
 // benchClient is the MCP client every benchmark session belongs to.
 var benchClient = mcp.NewClient(&mcp.Implementation{Name: "warden-bench", Version: "1"}, nil)
 
-// connect opens a session to target through hc, asking for revision.
-func connect(ctx context.Context, target Target, hc *http.Client, revision string, timeout time.Duration) (*mcp.ClientSession, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return benchClient.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: target.URL, HTTPClient: hc, MaxRetries: -1},
-		&mcp.ClientSessionOptions{ProtocolVersion: revision})
+// openSessions opens n sessions to target through hc, asking for revision;
+// closeAll closes them. On an error none stays open.
+func openSessions(ctx context.Context, target Target, hc *http.Client, revision string, n int, timeout time.Duration) (sessions []*mcp.ClientSession, closeAll func(), err error) {
+	closeAll = func() {
+		for _, cs := range sessions {
+			_ = cs.Close()
+		}
+	}
+	for range n {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		cs, err := benchClient.Connect(cctx, &mcp.StreamableClientTransport{Endpoint: target.URL, HTTPClient: hc, MaxRetries: -1},
+			&mcp.ClientSessionOptions{ProtocolVersion: revision})
+		cancel()
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("%s: connecting with revision %s: %w", target.Name, revision, err)
+		}
+		sessions = append(sessions, cs)
+	}
+	return sessions, closeAll, nil
 }
 
 // Run loads target and measures it. Sessions are opened before the clock
@@ -180,19 +184,11 @@ func Run(ctx context.Context, target Target, load Load, hooks Hooks) (*Sample, e
 	hc, closeIdle := newHTTPClient(target.Header, load.Concurrency)
 	defer closeIdle()
 
-	sessions := make([]*mcp.ClientSession, 0, load.Concurrency)
-	defer func() {
-		for _, cs := range sessions {
-			_ = cs.Close()
-		}
-	}()
-	for range load.Concurrency {
-		cs, err := connect(ctx, target, hc, load.Revision, load.CallTimeout)
-		if err != nil {
-			return nil, fmt.Errorf("%s: connecting with revision %s: %w", target.Name, load.Revision, err)
-		}
-		sessions = append(sessions, cs)
+	sessions, closeAll, err := openSessions(ctx, target, hc, load.Revision, load.Concurrency, load.CallTimeout)
+	if err != nil {
+		return nil, err
 	}
+	defer closeAll()
 	// One call before the clock starts proves the target answers at all.
 	args := BenchArgs(load.PayloadBytes)
 	if err := call(ctx, sessions[0], &mcp.CallToolParams{Name: target.Tool, Arguments: args}, load.CallTimeout); err != nil {
@@ -407,6 +403,5 @@ func (r *runner) sample() *Sample {
 		P99us:      us(0.99),
 		P999us:     us(0.999),
 		MaxUs:      us(1),
-		latencies:  r.lat,
 	}
 }

@@ -64,8 +64,8 @@ func TestRunClosedLoopStopsAtMaxCalls(t *testing.T) {
 	if s.Calls != 50 || s.Errors != 0 {
 		t.Fatalf("calls %d errors %d (%s), want 50 and none", s.Calls, s.Errors, s.FirstError)
 	}
-	if s.Percentile(0.5) <= 0 {
-		t.Errorf("p50 %v, want positive", s.Percentile(0.5))
+	if s.P50us <= 0 {
+		t.Errorf("p50 %vµs, want positive", s.P50us)
 	}
 }
 
@@ -172,7 +172,7 @@ func TestSuiteRefusesBadOptions(t *testing.T) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
-	if !slices.Equal(defaultRevisions, []string{"2025-11-25", "2026-07-28"}) {
-		t.Errorf("default revisions changed: %v", defaultRevisions)
+	if !slices.Equal(DefaultRevisions, []string{"2025-11-25", "2026-07-28"}) {
+		t.Errorf("default revisions changed: %v", DefaultRevisions)
 	}
 }

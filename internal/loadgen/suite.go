@@ -16,8 +16,8 @@ import (
 	"github.com/wardenmcp/warden/bench/upstream"
 )
 
-// Revisions are the protocol revisions a suite loads by default.
-var defaultRevisions = []string{"2025-11-25", "2026-07-28"}
+// DefaultRevisions are the protocol revisions a suite loads by default.
+var DefaultRevisions = []string{"2025-11-25", "2026-07-28"}
 
 // MaskingNote says how the gateway under load masks results.
 const MaskingNote = "on: every result scanned by the default detector set"
@@ -186,7 +186,7 @@ func (o *Options) load(revision string, rate float64) Load {
 // processes, runs every load against each, and stops them.
 func Bench(ctx context.Context, o Options) (*Report, error) {
 	if len(o.Revisions) == 0 {
-		o.Revisions = defaultRevisions
+		o.Revisions = DefaultRevisions
 	}
 	if err := o.validate(); err != nil {
 		return nil, &OptionsError{err}

@@ -83,19 +83,11 @@ func RunTasks(ctx context.Context, storePath string, target Target, gw *Process,
 			s.FirstError = err.Error()
 		}
 	}
-	sessions := make([]*mcp.ClientSession, 0, l.Concurrency)
-	defer func() {
-		for _, cs := range sessions {
-			_ = cs.Close()
-		}
-	}()
-	for range l.Concurrency {
-		cs, err := connect(ctx, target, hc, l.Revision, l.CallTimeout)
-		if err != nil {
-			return nil, fmt.Errorf("open tasks: connecting: %w", err)
-		}
-		sessions = append(sessions, cs)
+	sessions, closeAll, err := openSessions(ctx, target, hc, l.Revision, l.Concurrency, l.CallTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("open tasks: %w", err)
 	}
+	defer closeAll()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, cs := range sessions {
