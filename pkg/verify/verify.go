@@ -257,8 +257,10 @@ func (v *Verifier) Verify(ctx context.Context, token string, want Expect) (*Clai
 		return nil, classify(parsed, err)
 	}
 
-	if claims.ID == "" || claims.Subject == "" || claims.Tool == "" || claims.Op == "" || claims.ArgsDigest == "" {
-		return nil, fmt.Errorf("%w: jti, sub, tool, op and args_sha256 are required", ErrClaims)
+	// The parser checks iat only when it is present; the lifetime below
+	// needs it.
+	if claims.ID == "" || claims.Subject == "" || claims.Tool == "" || claims.Op == "" || claims.ArgsDigest == "" || claims.IssuedAt == nil {
+		return nil, fmt.Errorf("%w: jti, sub, iat, tool, op and args_sha256 are required", ErrClaims)
 	}
 	if lifetime := claims.ExpiresAt.Sub(claims.IssuedAt.Time); lifetime > v.maxLifetime {
 		return nil, fmt.Errorf("%w: %s > %s", ErrLifetime, lifetime, v.maxLifetime)

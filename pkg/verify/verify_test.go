@@ -243,6 +243,11 @@ func TestVerifyRejects(t *testing.T) {
 			c.ExpiresAt = nil
 			return s.sign(t, c)
 		}, expect, verify.ErrClaims},
+		{"missing iat", func(t *testing.T, now time.Time) string {
+			c := validClaims(now)
+			c.IssuedAt = nil
+			return s.sign(t, c)
+		}, expect, verify.ErrClaims},
 		{"lifetime too long", func(t *testing.T, now time.Time) string {
 			c := validClaims(now)
 			c.ExpiresAt = jwt.NewNumericDate(now.Add(24 * time.Hour))
