@@ -233,6 +233,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if err != nil {
 		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %q is negative", n.Line, s)
+	}
 	*d = Duration(v)
 	return nil
 }
@@ -362,6 +365,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Identity.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("identity: %w", err))
+	}
+	if c.StdioPrincipal != nil && c.StdioPrincipal.ID == "" {
+		errs = append(errs, errors.New("stdio_principal.id is required"))
 	}
 	unprefixed := 0
 	for _, name := range c.UpstreamNames() {
