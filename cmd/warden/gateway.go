@@ -238,11 +238,18 @@ func (rt *runtime) startConnectors() (map[string]*mcp.Server, error) {
 // original values they stand for, are deleted from the store.
 const tokenPurgeEvery = time.Hour
 
-// background starts what a running gateway keeps doing beside its calls:
-// policy reloads, credential key rotation, and deleting expired masking
-// tokens. They run until ctx ends or stop is called, which waits for them,
-// so that they are done before the store closes.
-func (rt *runtime) background(ctx context.Context) (stop func()) {
+// start starts what a running gateway does beside its MCP transport: the
+// admin API when admin_listen is set, policy reloads, credential key
+// rotation, and deleting expired masking tokens. They run until ctx ends
+// or stop is called, which waits for them, so that they are done before
+// the store closes.
+func (rt *runtime) start(ctx context.Context) (stop func(), err error) {
+	stopAdmin := func() {}
+	if rt.admin != nil {
+		if stopAdmin, err = serveAdmin(rt.cfg.AdminListen, rt.admin, rt.logger.Info); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	if rt.policy != nil {
@@ -253,7 +260,8 @@ func (rt *runtime) background(ctx context.Context) (stop func()) {
 	return func() {
 		cancel()
 		wg.Wait()
-	}
+		stopAdmin()
+	}, nil
 }
 
 // purgeTokens deletes expired masking tokens now and every interval. An

@@ -45,14 +45,11 @@ flight up to shutdown_timeout to finish.`,
 			if err != nil {
 				return fmt.Errorf("listening: %w", err)
 			}
-			defer rt.background(cmd.Context())()
-			if rt.admin != nil {
-				stop, err := serveAdmin(rt.cfg.AdminListen, rt.admin, rt.logger.Info)
-				if err != nil {
-					return err
-				}
-				defer stop()
+			stop, err := rt.start(cmd.Context())
+			if err != nil {
+				return err
 			}
+			defer stop()
 			return serve(cmd.Context(), ln, rt.gateway, rt.cfg.ShutdownTimeout.D(), rt.logger.Info)
 		},
 	}

@@ -17,7 +17,8 @@ func newStdioCmd() *cobra.Command {
 		Short: "Serve one MCP client over standard input and output",
 		Long: `Serve one MCP client over newline-delimited JSON-RPC on standard input and
 output, for desktop hosts that spawn their servers. Logs go to standard error.
-The caller is the local user, or the principal named in the configuration.`,
+The caller is the local user, or the principal named in the configuration.
+With admin_listen set, the admin API (task grants, approvals) is served too.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if configPath == "" {
@@ -29,7 +30,11 @@ The caller is the local user, or the principal named in the configuration.`,
 			}
 			defer rt.Close()
 			ctx := cmd.Context()
-			defer rt.background(ctx)()
+			stop, err := rt.start(ctx)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			if err := rt.gateway.Start(ctx); err != nil {
 				return err
 			}
