@@ -119,12 +119,22 @@ func (g *Gateway) route(ctx context.Context, call *Call) error {
 			call.Upstream = pr.up.name
 		}
 	case *mcp.ReadResourceParams:
-		call.Name = p.URI
-		if up := g.resourceOwner(p.URI); up != nil {
-			call.Upstream = up.name
-		}
+		g.routeResource(call, p.URI)
+	case *mcp.SubscribeParams:
+		g.routeResource(call, p.URI)
+	case *mcp.UnsubscribeParams:
+		g.routeResource(call, p.URI)
 	}
 	return nil
+}
+
+// routeResource names the resource a call is about, so that resource rules
+// and the audit log see it, and the upstream that offers it.
+func (g *Gateway) routeResource(call *Call, uri string) {
+	call.Name = uri
+	if up := g.resourceOwner(uri); up != nil {
+		call.Upstream = up.name
+	}
 }
 
 // validate checks a tool call's arguments before any rule sees them:
