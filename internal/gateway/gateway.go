@@ -137,6 +137,10 @@ type Gateway struct {
 	listings map[string]*listing
 	catalog  atomic.Pointer[catalog]
 
+	// closeMu orders entering a request (read) against Close setting
+	// closing (write), so that no request joins inflight after Close
+	// began waiting for it.
+	closeMu  sync.RWMutex
 	inflight sync.WaitGroup // client requests being relayed
 	closing  atomic.Bool
 	// life ends when Close stops waiting for requests in flight: their
@@ -451,10 +455,24 @@ func sameJSON(a, b any) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
+// enter counts a client request in flight, or reports false once Close has
+// begun; a request that entered calls inflight.Done when it ends.
+func (g *Gateway) enter() bool {
+	g.closeMu.RLock()
+	defer g.closeMu.RUnlock()
+	if g.closing.Load() {
+		return false
+	}
+	g.inflight.Add(1)
+	return true
+}
+
 // Close stops relaying: new requests are refused, requests in flight get
 // until ctx is done to finish, then every upstream session is closed.
 func (g *Gateway) Close(ctx context.Context) error {
+	g.closeMu.Lock()
 	g.closing.Store(true)
+	g.closeMu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		g.inflight.Wait()

@@ -32,10 +32,9 @@ func (g *Gateway) pipeline(stateless bool) mcp.Middleware {
 			if answeredLocally[method] {
 				return next(ctx, method, req)
 			}
-			if g.closing.Load() {
+			if !g.enter() {
 				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "warden is shutting down"}
 			}
-			g.inflight.Add(1)
 			defer g.inflight.Done()
 
 			call := &Call{ID: newID(), Method: method, Stateless: stateless, Started: time.Now(), request: req}
