@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -34,11 +33,10 @@ func (g *Gateway) escalate(ctx context.Context, call *Call, reason string, appro
 	if g.approvals == nil || call.tool == nil {
 		return &Denial{Rule: rules, Reason: "requires approval, which this deployment cannot ask for: " + reason}
 	}
-	args, _ := json.Marshal(call.auditArgs)
 	sum := sha256.Sum256(call.argsJSON)
 	req, err := g.approvals.Escalate(ctx, approval.Call{
 		Principal: call.Principal.ID, Task: call.taskID(), Tool: call.Name, Upstream: call.Upstream,
-		Args: args, ArgsDigest: hex.EncodeToString(sum[:]), PolicyVersion: call.Decision.PolicyVersion,
+		Args: call.auditArgs, ArgsDigest: hex.EncodeToString(sum[:]), PolicyVersion: call.Decision.PolicyVersion,
 		Rules: call.Decision.Rules, Reason: reason, Approvers: approvers,
 	})
 	if err != nil {

@@ -51,7 +51,7 @@ const maxMaskedPaths = 64
 
 // maskResult masks a tool, resource or prompt result for the caller.
 func (g *Gateway) maskResult(ctx context.Context, call *Call, res mcp.Result) (mcp.Result, error) {
-	pol := g.currentPolicy()
+	pol := call.pol
 	if pol == nil {
 		return res, nil
 	}
@@ -59,7 +59,11 @@ func (g *Gateway) maskResult(ctx context.Context, call *Call, res mcp.Result) (m
 	if !ok {
 		return res, nil
 	}
-	plan, err := pol.MaskPlan(g.policyInput(call))
+	in := call.input
+	if in == nil {
+		in = g.policyInput(call)
+	}
+	plan, err := pol.MaskPlan(in)
 	if err != nil {
 		// The plan redacts what the failing rules cover; keep going.
 		g.logger.Warn("masking rule failed; its classes are redacted", "id", call.ID, "err", err)

@@ -37,7 +37,7 @@ func (g *Gateway) pipeline(stateless bool) mcp.Middleware {
 			}
 			defer g.inflight.Done()
 
-			call := &Call{ID: newID(), Method: method, Stateless: stateless, Started: time.Now(), request: req}
+			call := &Call{ID: newID(), Method: method, Stateless: stateless, Started: time.Now(), request: req, pol: g.currentPolicy()}
 			ctx = withCall(ctx, call)
 			res, err := g.run(ctx, call, next)
 			g.recordOutcome(ctx, call, res, err)
@@ -158,7 +158,9 @@ func (g *Gateway) validate(ctx context.Context, call *Call) error {
 	}
 	// The audit log keeps the arguments as the caller sent them: with
 	// tokens, not the values they stand for.
-	call.auditArgs = redactSecrets(v)
+	if b, err := json.Marshal(redactSecrets(v)); err == nil {
+		call.auditArgs = b
+	}
 	if v, _, err = g.detokenize(ctx, call, v); err != nil {
 		return err
 	}
@@ -169,8 +171,8 @@ func (g *Gateway) validate(ctx context.Context, call *Call) error {
 	if err := call.tool.schema.Validate(v); err != nil {
 		return &Denial{Rule: policy.RuleInput, Reason: "arguments: " + err.Error()}
 	}
-	if pol := g.currentPolicy(); pol != nil {
-		if err := pol.CheckArgs(call.Name, v); err != nil {
+	if call.pol != nil {
+		if err := call.pol.CheckArgs(call.Name, v); err != nil {
 			return &Denial{Rule: policy.RuleInput, Reason: "arguments: " + err.Error()}
 		}
 	}
@@ -191,7 +193,7 @@ func (g *Gateway) decide(ctx context.Context, call *Call) error {
 			Reason: fmt.Sprintf("tool %q is not in upstream %s's allow_tools", call.Name, call.tool.up.name)}
 		return call.Decision.denial()
 	}
-	pol := g.currentPolicy()
+	pol := call.pol
 	if pol == nil {
 		call.Decision = Decision{Effect: EffectAllow, Rules: []string{"allow-list"}}
 		return nil
@@ -202,7 +204,8 @@ func (g *Gateway) decide(ctx context.Context, call *Call) error {
 		call.Decision = Decision{Effect: EffectAllow, Rules: []string{"list-filtered"}, PolicyVersion: pol.Version()}
 		return nil
 	}
-	d := pol.Decide(g.policyInput(call))
+	call.input = g.policyInput(call)
+	d := pol.Decide(call.input)
 	call.Decision = Decision{
 		Effect: d.Effect.String(), Rules: d.Rules, Reason: d.Reason, PolicyVersion: d.PolicyVersion,
 		Shadowed: d.Shadowed, err: d.Err,
@@ -313,7 +316,7 @@ func (g *Gateway) execute(ctx context.Context, call *Call, next mcp.MethodHandle
 // filter removes from list results what the caller may not use and masks
 // tool, resource and prompt results by the caller's clearance (mask.go).
 func (g *Gateway) filter(ctx context.Context, call *Call, res mcp.Result) (mcp.Result, error) {
-	pol := g.currentPolicy()
+	pol := call.pol
 	var principal policy.Principal
 	if pol != nil {
 		principal = policy.Principal{ID: call.Principal.ID, Roles: call.Principal.Roles, Tenant: call.Principal.Tenant,
@@ -428,11 +431,7 @@ func (g *Gateway) auditRecord(call *Call, kind audit.Kind) audit.Record {
 	if ss, ok := call.request.GetSession().(*mcp.ServerSession); ok && ss != nil {
 		rec.Session = ss.ID()
 	}
-	if call.auditArgs != nil {
-		if b, err := json.Marshal(call.auditArgs); err == nil {
-			rec.Args = b
-		}
-	}
+	rec.Args = call.auditArgs
 	return rec
 }
 
@@ -538,12 +537,17 @@ type Call struct {
 	// Labels are the data labels the result carries (pii, secret, …).
 	Labels []string
 
-	request   mcp.Request
+	request mcp.Request
+	// pol is the policy in force when the call began: every stage of one
+	// call decides, checks and masks under the same version, even if the
+	// policy reloads meanwhile. input is what decide asked it.
+	pol       *policy.Policy
+	input     *policy.Input
 	tool      *toolRoute
-	args      any    // validated arguments
-	auditArgs any    // the arguments as recorded: secrets redacted, tokens kept
-	argsJSON  []byte // their canonical encoding, as forwarded
-	recorded  bool   // the decision record is written
+	args      any             // validated arguments
+	auditArgs json.RawMessage // the arguments as recorded: secrets redacted, tokens kept
+	argsJSON  []byte          // their canonical encoding, as forwarded
+	recorded  bool            // the decision record is written
 }
 
 func (c *Call) taskID() string {
