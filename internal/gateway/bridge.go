@@ -23,7 +23,7 @@ type pendingCall struct {
 	id        string
 	upstream  string
 	name      string
-	principal string
+	principal string // TokenOwner of the caller that may resume it
 	asks      chan *ask
 	done      chan struct{}
 	cancel    context.CancelFunc
@@ -48,7 +48,7 @@ type ask struct {
 func newPendingCall(t target, call *Call) *pendingCall {
 	pc := &pendingCall{id: newID(), upstream: t.up.name, name: t.name, asks: make(chan *ask), done: make(chan struct{})}
 	if call != nil {
-		pc.principal = call.Principal.ID
+		pc.principal = TokenOwner(call.Principal)
 	}
 	return pc
 }
@@ -113,7 +113,7 @@ func resume[R any](g *Gateway, ctx context.Context, call *Call, st requestState,
 		return zero, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: the request it belongs to has ended or was already answered"}
 	}
 	pc := v.(*pendingCall)
-	if call != nil && call.Principal.ID != pc.principal {
+	if call != nil && TokenOwner(call.Principal) != pc.principal {
 		g.relay.pending.Store(pc.id, pc)
 		return zero, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: issued to another caller"}
 	}

@@ -118,7 +118,7 @@ func confirmed(answer *mcp.ElicitResult) error {
 // forwarded arguments.
 func (g *Gateway) confirmDigest(call *Call) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", call.Principal.ownerKey(), call.taskID(), call.Name, call.Decision.PolicyVersion)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", TokenOwner(call.Principal), call.taskID(), call.Name, call.Decision.PolicyVersion)
 	h.Write(call.argsJSON)
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -114,7 +114,7 @@ func (f *front) dispatch(w http.ResponseWriter, r *http.Request, p Principal) {
 		f.stateless.ServeHTTP(w, r)
 		return
 	}
-	owner := p.ownerKey()
+	owner := TokenOwner(p)
 	if id := r.Header.Get("Mcp-Session-Id"); id != "" {
 		if !f.g.sessionOwners.owns(id, owner) {
 			http.Error(w, "Forbidden: the session belongs to another caller", http.StatusForbidden)

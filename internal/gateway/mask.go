@@ -37,10 +37,11 @@ type TokenRecorder interface {
 	PutToken(ctx context.Context, token, class, value, principal, task string) error
 }
 
-// TokenOwner is the principal a token is recorded for: the caller's
-// authentication method, tenant and id, each path-escaped and joined by
-// "/", so that an API key and a token subject of the same name are
-// different owners.
+// TokenOwner identifies a caller wherever Warden binds something to one
+// (a masking token, a session, a confirmation, a parked call): the
+// caller's authentication method, tenant and id, each path-escaped and
+// joined by "/", so that an API key and a token subject of the same name
+// are different owners.
 func TokenOwner(p Principal) string {
 	return url.PathEscape(p.Method) + "/" + url.PathEscape(p.Tenant) + "/" + url.PathEscape(p.ID)
 }

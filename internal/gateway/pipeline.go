@@ -568,10 +568,6 @@ type Principal struct {
 	Method string
 }
 
-// ownerKey identifies a principal for session ownership: an API-key caller
-// and a token subject of the same name are different owners.
-func (p Principal) ownerKey() string { return p.Method + "\x00" + p.ID + "\x00" + p.Tenant }
-
 // Effects of a decision.
 const (
 	EffectAllow = "allow"
