@@ -134,9 +134,6 @@ func Open(store Store, signer ed25519.PrivateKey, opts Options) (*Log, error) {
 	return l, nil
 }
 
-// KeyID returns the id of the key that signs this log's checkpoints.
-func (l *Log) KeyID() string { return l.keyID }
-
 // Append adds rec to the chain and returns its seq once it is durable. The
 // log sets Seq, Prev and Hash; a zero Time becomes now. When the queue is
 // full Append waits, until ctx ends. Any error means the record may not be

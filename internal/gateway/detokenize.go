@@ -19,51 +19,46 @@ const tokenPrefix = "tok_"
 // detokenize replaces the reversible tokens in a call's arguments with the
 // values they stand for, when the caller may resolve them: a token issued
 // to this caller in this task. Any other token refuses the call, so a token
-// cannot carry data to a caller who was not cleared to see it. It reports
-// whether anything was replaced.
-func (g *Gateway) detokenize(ctx context.Context, call *Call, v any) (any, bool, error) {
+// cannot carry data to a caller who was not cleared to see it.
+func (g *Gateway) detokenize(ctx context.Context, call *Call, v any) (any, error) {
 	res, ok := g.tokens.(TokenResolver)
 	if !ok {
-		return v, false, nil
+		return v, nil
 	}
 	owner, task := TokenOwner(call.Principal), call.taskID()
-	var walk func(any) (any, bool, error)
-	walk = func(x any) (any, bool, error) {
+	var walk func(any) (any, error)
+	walk = func(x any) (any, error) {
 		switch t := x.(type) {
 		case string:
 			if !strings.HasPrefix(t, tokenPrefix) {
-				return t, false, nil
+				return t, nil
 			}
 			value, found, err := res.Resolve(ctx, t, owner, task)
 			switch {
 			case err != nil:
-				return nil, false, &Denial{Rule: "token", Reason: "a token in the arguments could not be checked", cause: err}
+				return nil, &Denial{Rule: "token", Reason: "a token in the arguments could not be checked", cause: err}
 			case !found:
-				return nil, false, &Denial{Rule: "token", Reason: fmt.Sprintf("the arguments hold a token this caller may not resolve (%s…)", truncate(t, 24))}
+				return nil, &Denial{Rule: "token", Reason: fmt.Sprintf("the arguments hold a token this caller may not resolve (%s…)", truncate(t, 24))}
 			}
-			return value, true, nil
+			return value, nil
 		case map[string]any:
-			changed := false
 			for k, e := range t {
-				n, c, err := walk(e)
+				n, err := walk(e)
 				if err != nil {
-					return nil, false, err
+					return nil, err
 				}
-				t[k], changed = n, changed || c
+				t[k] = n
 			}
-			return t, changed, nil
 		case []any:
-			changed := false
 			for i, e := range t {
-				n, c, err := walk(e)
+				n, err := walk(e)
 				if err != nil {
-					return nil, false, err
+					return nil, err
 				}
-				t[i], changed = n, changed || c
+				t[i] = n
 			}
-			return t, changed, nil
 		}
-		return x, false, nil
+		return x, nil
 	}
 	return walk(v)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wardenmcp/warden/internal/credential"
+	"github.com/wardenmcp/warden/pkg/verify"
 )
 
 // The forwarders below run as the protocol layer's handlers, inside the
@@ -146,7 +147,7 @@ func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do e
 			release()
 			return zero, err
 		}
-		meta = withMeta(meta, credentialMetaKey, bearer)
+		meta = withMeta(meta, verify.MetaKey, bearer)
 		upCtx = context.WithValue(upCtx, bearerKey{}, bearer)
 	}
 	meta, forget := g.relay.mapProgress(meta, in)
@@ -252,10 +253,6 @@ func forwardedMeta(meta mcp.Meta) mcp.Meta {
 
 // wardenMetaPrefix is the _meta namespace of what Warden tells upstreams.
 const wardenMetaPrefix = "io.wardenmcp/"
-
-// credentialMetaKey is where an upstream finds its per-call credential
-// (pkg/verify reads it there).
-const credentialMetaKey = "io.wardenmcp/credential"
 
 // scopeMetaKey is where upstreams find the task scope Warden vouches for.
 const scopeMetaKey = "io.wardenmcp/scope"

@@ -161,7 +161,7 @@ func (g *Gateway) validate(ctx context.Context, call *Call) error {
 	if b, err := json.Marshal(redactSecrets(v)); err == nil {
 		call.auditArgs = b
 	}
-	if v, _, err = g.detokenize(ctx, call, v); err != nil {
+	if v, err = g.detokenize(ctx, call, v); err != nil {
 		return err
 	}
 	if call.tool.schemaErr != nil {

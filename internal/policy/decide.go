@@ -57,10 +57,6 @@ func (p *Policy) Version() string { return p.version }
 // Shadow reports whether the whole policy runs in shadow mode.
 func (p *Policy) Shadow() bool { return p.shadow }
 
-// ArgSchema returns the policy's argument schema overlay for a tool, or nil
-// when the policy sets none.
-func (p *Policy) ArgSchema(tool string) *argschema.Schema { return p.schemas[tool] }
-
 // target returns what the input names; ok is false when it names more than
 // one thing.
 func (in *Input) target() (k Kind, name string, ok bool) {

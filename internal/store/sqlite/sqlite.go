@@ -196,9 +196,6 @@ func (d *DB) applyMigration(ctx context.Context, m store.Migration, latest int) 
 	return true, nil
 }
 
-// Path returns the absolute path of the database file.
-func (d *DB) Path() string { return d.path }
-
 // Close closes the database. Calls after Close fail.
 func (d *DB) Close() error {
 	if err := d.sql.Close(); err != nil {
