@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -32,14 +34,14 @@ func (g *Gateway) filterTenants(call *Call, res *mcp.CallToolResult) {
 		if !ok {
 			continue
 		}
-		var v any
-		if json.Unmarshal([]byte(t.Text), &v) != nil {
+		v, ok := decodeExact([]byte(t.Text))
+		if !ok {
 			continue
 		}
 		n := removed
 		v = dropTenants(v, entry.TenantField, call.Principal.Tenant, &removed)
 		if removed != n {
-			if b, err := json.Marshal(v); err == nil {
+			if b, err := encodeExact(v); err == nil {
 				t.Text = string(b)
 			}
 		}
@@ -54,8 +56,34 @@ func asJSONValue(x any) (any, bool) {
 	if err != nil {
 		return nil, false
 	}
+	return decodeExact(b)
+}
+
+// decodeExact decodes one JSON value keeping numbers as written, so that
+// what the filter re-encodes keeps every digit (an id above 2^53 too).
+func decodeExact(b []byte) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
 	var v any
-	return v, json.Unmarshal(b, &v) == nil
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false // more than one value
+	}
+	return v, true
+}
+
+// encodeExact encodes v without escaping <, > and &, which a result's
+// text keeps as the upstream wrote it.
+func encodeExact(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // dropTenants returns v without the objects whose field is not tenant.

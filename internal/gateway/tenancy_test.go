@@ -32,8 +32,12 @@ func TestTenancyOnResponses(t *testing.T) {
 	mcp.AddTool(up, &mcp.Tool{Name: "list_orders"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, tenantOrders, error) {
 		return nil, tenantOrders{Orders: []tenantOrder{{"o1", "acme"}, {"o2", "globex"}, {"o3", "acme"}}}, nil
 	})
+	bigOrders := `{"orders":[{"id":9007199254740993,"tenant_id":"acme","note":"a<b & c"},{"id":2,"tenant_id":"globex"}]}`
+	up.AddTool(&mcp.Tool{Name: "list_big", InputSchema: anyObject}, func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: bigOrders}}}, nil
+	})
 	u := startUpstream(t, up, false)
-	cfg, err := config.Parse([]byte("catalog:\n  shop.list_orders: {risk: read, tenant_field: tenant_id}\nupstreams:\n"+httpUpstreamYAML("shop", u.URL, []string{"*"})), t.TempDir())
+	cfg, err := config.Parse([]byte("catalog:\n  shop.list_orders: {risk: read, tenant_field: tenant_id}\n  shop.list_big: {risk: read, tenant_field: tenant_id}\nupstreams:\n"+httpUpstreamYAML("shop", u.URL, []string{"*"})), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +74,17 @@ func TestTenancyOnResponses(t *testing.T) {
 		cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: &http.Client{Transport: apiKeyTransport{tc.key}}}, nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		big, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "shop.list_big", Arguments: map[string]any{}})
+		if err != nil || big.IsError {
+			t.Fatalf("%s: list_big: %v %+v", tc.key, err, big)
+		}
+		if tc.key == "key-acme" {
+			// The other tenant's order is gone; what stays keeps every digit
+			// and its text as written.
+			if got := big.Content[0].(*mcp.TextContent).Text; got != `{"orders":[{"id":9007199254740993,"note":"a<b & c","tenant_id":"acme"}]}` {
+				t.Errorf("acme's filtered text = %s", got)
+			}
 		}
 		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "shop.list_orders", Arguments: map[string]any{}})
 		_ = cs.Close()
