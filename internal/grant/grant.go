@@ -16,6 +16,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/wardenmcp/warden/internal/policy"
 )
 
 // Grant is one task grant.
@@ -108,7 +110,7 @@ const (
 // ErrNotCovered. It says nothing of expiry, revocation or budget.
 func Check(g Grant, tool string) error {
 	for _, pat := range g.Tools {
-		if globMatch(pat, tool) {
+		if policy.MatchGlob(pat, tool) {
 			return nil
 		}
 	}
@@ -135,28 +137,6 @@ func Remaining(g Grant) int64 {
 		return -1
 	}
 	return max(g.Budget-g.Used, 0)
-}
-
-// globMatch reports whether name matches pattern, where "*" matches any run
-// of characters, the same rule the policy's tool targets use.
-func globMatch(pattern, name string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return name == pattern
-	}
-	first, last := parts[0], parts[len(parts)-1]
-	if len(name) < len(first)+len(last) || !strings.HasPrefix(name, first) || !strings.HasSuffix(name, last) {
-		return false
-	}
-	rest := name[len(first) : len(name)-len(last)]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(rest, p)
-		if i < 0 {
-			return false
-		}
-		rest = rest[i+len(p):]
-	}
-	return true
 }
 
 // Clone returns a deep copy of g.

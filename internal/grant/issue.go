@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wardenmcp/warden/internal/policy"
 )
 
 // TokenPrefix starts every grant token: wg_<id>.<secret>.
@@ -264,7 +266,7 @@ func toolWithin(t string, parent []string) bool {
 		return false
 	}
 	for _, p := range parent {
-		if globMatch(p, t) {
+		if policy.MatchGlob(p, t) {
 			return true
 		}
 	}

@@ -50,6 +50,13 @@ func (g *glob) match(name string) bool {
 	return true
 }
 
+// MatchGlob reports whether name matches pattern by the rule above; task
+// grants name their tools the same way as policy targets do.
+func MatchGlob(pattern, name string) bool {
+	g, err := compileGlob(pattern)
+	return err == nil && g.match(name)
+}
+
 // matchesAll reports whether the glob matches every name.
 func (g *glob) matchesAll() bool {
 	return strings.Trim(g.pattern, "*") == ""
