@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -87,13 +86,16 @@ func (f *front) checked(w http.ResponseWriter, r *http.Request, p Principal) {
 			http.Error(w, "Bad Request: reading body failed", http.StatusBadRequest)
 			return
 		}
-		if err := wire.Check(body, limits.MaxDepth); err != nil {
+		method, err := wire.CheckMethod(body, limits.MaxDepth)
+		if err != nil {
 			f.g.recordRefusal(r.Context(), p, "wire", "malformed request: "+err.Error())
 			writeRPCError(w, http.StatusBadRequest, wire.ID(body), wire.Code(err), err.Error())
 			return
 		}
-		if method, ok := unknownMethod(body); ok {
-			writeRPCError(w, http.StatusNotFound, wire.ID(body), -32601, fmt.Sprintf("method %q is not part of MCP", truncate(method, 80)))
+		// A method a client never sends is answered "method not found" on
+		// every revision, before anything else reads the message.
+		if method != nil && !clientMethods[string(method)] {
+			writeRPCError(w, http.StatusNotFound, wire.ID(body), -32601, fmt.Sprintf("method %q is not part of MCP", truncate(string(method), 80)))
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -127,19 +129,6 @@ func (f *front) dispatch(w http.ResponseWriter, r *http.Request, p Principal) {
 		return
 	}
 	f.stateful.ServeHTTP(&sessionRecorder{ResponseWriter: w, owners: &f.g.sessionOwners, owner: owner}, r)
-}
-
-// unknownMethod reports a request or notification whose method is not one
-// a client may send, so that it is answered as JSON-RPC "method not found"
-// on every revision, before anything else reads it.
-func unknownMethod(body []byte) (string, bool) {
-	var m struct {
-		Method *string `json:"method"`
-	}
-	if json.Unmarshal(body, &m) != nil || m.Method == nil {
-		return "", false // a response, or for the protocol layer to refuse
-	}
-	return *m.Method, !clientMethods[*m.Method]
 }
 
 // clientMethods are the methods an MCP client sends, on every revision

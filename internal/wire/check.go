@@ -40,14 +40,32 @@ var (
 // to refuse a message, for an object of more than 16 keys, or for an
 // object whose keys with escapes come to more than 64 bytes unescaped.
 func Check(data []byte, maxDepth int) error {
-	err := check(data, maxDepth)
-	if err != nil && err != ErrInvalidUTF8 && !utf8.Valid(data) {
-		return ErrInvalidUTF8
-	}
+	_, err := CheckMethod(data, maxDepth)
 	return err
 }
 
-func check(data []byte, maxDepth int) error {
+// CheckMethod is Check that also returns the message's top-level "method"
+// when it is a string (its key matched as encoding/json matches it, without
+// regard to case), and nil for a response or a method that is not a
+// string. Without escapes the method is a slice of data.
+func CheckMethod(data []byte, maxDepth int) (method []byte, err error) {
+	c := checker{data: data, maxDepth: maxDepth, methodStart: -1}
+	err = c.check()
+	if err != nil && err != ErrInvalidUTF8 && !utf8.Valid(data) {
+		return nil, ErrInvalidUTF8
+	}
+	if err != nil || c.methodStart < 0 {
+		return nil, err
+	}
+	method = data[c.methodStart:c.methodEnd]
+	if bytes.IndexByte(method, '\\') >= 0 {
+		method = appendUnescaped(nil, method)
+	}
+	return method, nil
+}
+
+func (c *checker) check() error {
+	data := c.data
 	i := skipSpace(data, 0)
 	if i == len(data) {
 		return fmt.Errorf("%w: empty message", ErrSyntax)
@@ -64,7 +82,6 @@ func check(data []byte, maxDepth int) error {
 		}
 		return fmt.Errorf("%w: not JSON", ErrSyntax)
 	}
-	c := checker{data: data, maxDepth: maxDepth}
 	end, err := c.object(i, 1)
 	if err != nil {
 		return err
@@ -91,6 +108,9 @@ type keySpan struct {
 type checker struct {
 	data     []byte
 	maxDepth int
+	// methodStart and methodEnd locate the top-level "method" string's
+	// contents; methodStart is -1 until one is seen.
+	methodStart, methodEnd int
 }
 
 // value checks the value that starts at i and returns the offset after it.
@@ -188,8 +208,12 @@ func (c *checker) object(i, level int) (int, error) {
 		if d[i] != ':' {
 			return i, c.unexpected(i, "after an object key")
 		}
-		if i, err = c.value(skipSpace(d, i+1), level+1); err != nil {
+		start := skipSpace(d, i+1)
+		if i, err = c.value(start, level+1); err != nil {
 			return i, err
+		}
+		if level == 1 && d[start] == '"' && bytes.EqualFold(key, methodKey) {
+			c.methodStart, c.methodEnd = start+1, i-1
 		}
 		i = skipSpace(d, i)
 		if i >= len(d) {
@@ -205,6 +229,8 @@ func (c *checker) object(i, level int) (int, error) {
 		}
 	}
 }
+
+var methodKey = []byte("method")
 
 // keyBytes returns the key span locates.
 func (c *checker) keyBytes(span keySpan, unescaped []byte) []byte {

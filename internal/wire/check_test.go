@@ -574,3 +574,29 @@ func TestCodeAndID(t *testing.T) {
 		t.Errorf("ErrorResponse = %s", got)
 	}
 }
+
+func TestCheckMethod(t *testing.T) {
+	for _, tc := range []struct {
+		msg, want string
+		none      bool
+	}{
+		{msg: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`, want: "tools/call"},
+		{msg: `{"jsonrpc":"2.0","method":"tools\/list"}`, want: "tools/list"},
+		{msg: `{"jsonrpc":"2.0","id":1,"METHOD":"ping"}`, want: "ping"}, // as encoding/json matches it
+		{msg: `{"jsonrpc":"2.0","id":1,"params":{"method":"inner"},"method":"outer"}`, want: "outer"},
+		{msg: `{"jsonrpc":"2.0","id":1,"result":{"method":"not a request"}}`, none: true},
+		{msg: `{"jsonrpc":"2.0","id":1,"method":7}`, none: true},
+	} {
+		got, err := CheckMethod([]byte(tc.msg), 64)
+		if err != nil {
+			t.Errorf("%s: %v", tc.msg, err)
+			continue
+		}
+		if tc.none && got != nil || !tc.none && string(got) != tc.want {
+			t.Errorf("%s: method %q, want %q (none: %v)", tc.msg, got, tc.want, tc.none)
+		}
+	}
+	if m, err := CheckMethod([]byte(`{"method":"a","method":"b"}`), 64); err == nil || m != nil {
+		t.Errorf("duplicate method keys: %q, %v; want the duplicate refused", m, err)
+	}
+}
