@@ -24,6 +24,7 @@ type pendingCall struct {
 	upstream  string
 	name      string
 	principal string // TokenOwner of the caller that may resume it
+	gated     string // target.gated of the call
 	asks      chan *ask
 	done      chan struct{}
 	cancel    context.CancelFunc
@@ -46,7 +47,7 @@ type ask struct {
 }
 
 func newPendingCall(t target, call *Call) *pendingCall {
-	pc := &pendingCall{id: newID(), upstream: t.up.name, name: t.name, asks: make(chan *ask), done: make(chan struct{})}
+	pc := &pendingCall{id: newID(), upstream: t.up.name, name: t.name, gated: t.gated, asks: make(chan *ask), done: make(chan struct{})}
 	if call != nil {
 		pc.principal = TokenOwner(call.Principal)
 	}
@@ -76,13 +77,13 @@ func await[R any](g *Gateway, ctx context.Context, pc *pendingCall, m rounds[R])
 	select {
 	case <-pc.done:
 		res, _ := pc.res.(R)
-		return finish(g, target{up: g.upstreamNamed(pc.upstream), name: pc.name}, m, res, pc.err)
+		return finish(g, target{up: g.upstreamNamed(pc.upstream), name: pc.name, gated: pc.gated}, m, res, pc.err)
 	case a := <-pc.asks:
 		if m.asking == nil {
 			pc.cancel()
 			return zero, &UpstreamError{Message: "upstream asked the client a question this method cannot carry", Cause: errors.New("input request on a method without multi-round-trip")}
 		}
-		token, err := g.sealState(requestState{Upstream: pc.upstream, Name: pc.name, Pending: pc.id})
+		token, err := g.sealState(requestState{Upstream: pc.upstream, Name: pc.name, Pending: pc.id, Gated: pc.gated})
 		if err != nil {
 			pc.cancel()
 			return zero, err

@@ -163,3 +163,36 @@ func TestConfirmation(t *testing.T) {
 		}
 	})
 }
+
+// TestConfirmedCallWhoseUpstreamAsksToo: a sessionless client confirms a
+// call, then its upstream asks a question of its own; the retry that
+// answers it is not asked for the confirmation again, and the call ends.
+func TestConfirmedCallWhoseUpstreamAsksToo(t *testing.T) {
+	ctx := testContext(t)
+	cu := &confirmingUpstream{}
+	up := startUpstream(t, cu.server(), true)
+	g := startPolicyGateway(t, up.URL, `
+version: 1
+roles:
+  agent: {tools: ["shop.*"]}
+rules:
+  - {id: deploys-need-a-yes, tool: shop.deploy, effect: confirm, reason: deploys reach production}
+`, gateway.Options{})
+	var wardenAsked, upstreamAsked atomic.Int64
+	cs := connectHTTP(t, serveHTTP(t, g), revStateless, &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			if req.Params.Message == "Deploy to production?" {
+				upstreamAsked.Add(1)
+				return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"ok": true}}, nil
+			}
+			wardenAsked.Add(1)
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"confirm": true}}, nil
+		},
+	})
+	if got := callText(ctx, t, cs, "shop.deploy", nil); got != "deploy: accept" {
+		t.Errorf("shop.deploy = %q, want the upstream's answer", got)
+	}
+	if w, u := wardenAsked.Load(), upstreamAsked.Load(); w != 1 || u != 1 {
+		t.Errorf("asked %d confirmations and %d upstream questions, want one of each", w, u)
+	}
+}

@@ -64,6 +64,7 @@ type target struct {
 	meta      mcp.Meta
 	state     string // the sealed requestState the client echoed, if any
 	responses mcp.InputResponseMap
+	gated     string // the call's gate digest when it passed a confirm or approve gate
 }
 
 // rounds adapts one method's result type to multi-round-trip handling.
@@ -112,6 +113,9 @@ type exchange[R any] func(ctx context.Context, cs *mcp.ClientSession, meta mcp.M
 func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do exchange[R]) (R, error) {
 	var zero R
 	call := callFrom(ctx)
+	if call != nil {
+		t.gated = call.gated
+	}
 	st, err := g.openState(t.up, t.name, t.state)
 	if err != nil {
 		return zero, err
@@ -206,7 +210,7 @@ func finish[R any](g *Gateway, t target, m rounds[R], res R, err error) (R, erro
 		return res, nil
 	}
 	if reqs, state := m.pending(res); len(reqs) > 0 {
-		sealed, err := g.sealState(requestState{Upstream: t.up.name, Name: t.name, State: *state})
+		sealed, err := g.sealState(requestState{Upstream: t.up.name, Name: t.name, State: *state, Gated: t.gated})
 		if err != nil {
 			return zero, err
 		}
@@ -302,6 +306,9 @@ type requestState struct {
 	Name     string `json:"n"`
 	State    string `json:"s,omitempty"`
 	Pending  string `json:"p,omitempty"`
+	// Gated is the gate digest of a call that passed a confirm or approve
+	// gate: its retries carry this state, and the gate is not asked again.
+	Gated string `json:"g,omitempty"`
 }
 
 const (

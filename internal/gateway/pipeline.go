@@ -216,16 +216,50 @@ func (g *Gateway) decide(ctx context.Context, call *Call) error {
 	switch d.Effect {
 	case policy.Allow:
 		return nil
+	case policy.Confirm, policy.Approve:
+		if g.passedGate(call) {
+			call.Decision.Reason = "confirmed or approved earlier in this multi-round call: " + d.Reason
+			return nil
+		}
+	}
+	switch d.Effect {
 	case policy.Confirm:
 		if err := g.confirm(ctx, call, d.Reason); err != nil {
 			return err
 		}
 		call.Decision.Reason = "confirmed by the user: " + d.Reason
+		call.gated = g.confirmDigest(call)
 		return nil
 	case policy.Approve:
-		return g.escalate(ctx, call, d.Reason, d.Approvers)
+		if err := g.escalate(ctx, call, d.Reason, d.Approvers); err != nil {
+			return err
+		}
+		call.gated = g.confirmDigest(call)
+		return nil
 	}
 	return call.Decision.denial()
+}
+
+// passedGate reports whether a sessionless call's retry carries the
+// requestState Warden gave this very call (same caller, task, tool, policy
+// version and arguments) after it passed its confirm or approve gate: the
+// retry answers the upstream's question, and the gate is not asked again.
+// It records the gate so that later rounds carry it too.
+func (g *Gateway) passedGate(call *Call) bool {
+	p, ok := call.request.GetParams().(*mcp.CallToolParamsRaw)
+	if !ok || !call.Stateless || p.RequestState == "" {
+		return false
+	}
+	b, err := g.sealer.Open(statePurpose, p.RequestState)
+	if err != nil {
+		return false
+	}
+	var st requestState
+	if json.Unmarshal(b, &st) != nil || st.Gated == "" || st.Gated != g.confirmDigest(call) {
+		return false
+	}
+	call.gated = st.Gated
+	return true
 }
 
 // listMethods are answered from the catalog and filtered by policy.
@@ -548,6 +582,7 @@ type Call struct {
 	auditArgs json.RawMessage // the arguments as recorded: secrets redacted, tokens kept
 	argsJSON  []byte          // their canonical encoding, as forwarded
 	recorded  bool            // the decision record is written
+	gated     string          // confirmDigest, once the call passed a confirm or approve gate
 }
 
 func (c *Call) taskID() string {
