@@ -153,7 +153,7 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 	}
 	opts.Authn, err = identity.New(cfg.Identity, identity.Options{Logger: rt.logger})
 	if err != nil {
-		return fail(fmt.Errorf("identity: %w", err))
+		return fail(err) // its errors name the identity setting at fault
 	}
 	if !cfg.Credentials.Disabled {
 		keys, err := credential.LoadOrCreateKeySet(cfg.Credentials.KeyDir, credential.KeySetOptions{})

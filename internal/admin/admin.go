@@ -31,7 +31,7 @@ type Key struct {
 	Hash string `yaml:"hash" json:"hash"`
 }
 
-// Config is the admin API's part of Warden's configuration (admin_keys).
+// Config is the admin API's part of Warden's configuration (admin.keys).
 type Config struct {
 	// Keys are the accepted admin keys. They must differ from every MCP
 	// API key. Empty: every request is refused.
@@ -44,7 +44,7 @@ func (c Config) Validate() error {
 	ids := map[string]bool{}
 	hashes := map[string]string{}
 	for i, k := range c.Keys {
-		where := fmt.Sprintf("admin_keys[%d]", i)
+		where := fmt.Sprintf("admin.keys[%d]", i)
 		if k.ID == "" {
 			return fmt.Errorf("%s: id is required", where)
 		}

@@ -76,10 +76,10 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Hold < 0 || c.Expiry < 0 {
-		errs = append(errs, errors.New("approvals: hold and expiry must not be negative"))
+		errs = append(errs, errors.New("approvals.hold and approvals.expiry must not be negative"))
 	}
 	if d := c.WithDefaults(); d.Hold > d.Expiry {
-		errs = append(errs, fmt.Errorf("approvals: hold %s is longer than expiry %s", d.Hold, d.Expiry))
+		errs = append(errs, fmt.Errorf("approvals.hold %s is longer than approvals.expiry %s", d.Hold, d.Expiry))
 	}
 	if c.ConsoleURL != "" {
 		if u, err := url.Parse(c.ConsoleURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

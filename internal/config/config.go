@@ -356,15 +356,15 @@ func (c *Config) validate() error {
 	}
 	if c.AdminListen != "" {
 		if err := c.Admin.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("admin: %w", err))
+			errs = append(errs, err)
 		}
 	}
 	c.Approvals = c.Approvals.WithDefaults()
 	if err := c.Approvals.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("approvals: %w", err))
+		errs = append(errs, err)
 	}
 	if err := c.Identity.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("identity: %w", err))
+		errs = append(errs, err)
 	}
 	if c.StdioPrincipal != nil && c.StdioPrincipal.ID == "" {
 		errs = append(errs, errors.New("stdio_principal.id is required"))
