@@ -504,10 +504,15 @@ func foldRune(r rune) rune {
 }
 
 func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
+	const limit = 40
+	if len(s) <= limit {
+		return s
 	}
-	return s
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut-- // never split a character
+	}
+	return s[:cut] + "…"
 }
 
 // Code returns the JSON-RPC error code for a Check error.

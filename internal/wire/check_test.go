@@ -600,3 +600,14 @@ func TestCheckMethod(t *testing.T) {
 		t.Errorf("duplicate method keys: %q, %v; want the duplicate refused", m, err)
 	}
 }
+
+func TestDuplicateKeyMessageKeepsCharactersWhole(t *testing.T) {
+	key := strings.Repeat("a", 39) + "é" + strings.Repeat("b", 10) // é spans bytes 39 and 40
+	err := Check([]byte(`{"`+key+`":1,"`+key+`":2}`), 64)
+	if !errors.Is(err, ErrDuplicateKey) {
+		t.Fatalf("err = %v, want a duplicate key", err)
+	}
+	if msg := err.Error(); !utf8.ValidString(msg) || strings.Contains(msg, `\x`) {
+		t.Errorf("message %q splits a character", msg)
+	}
+}
