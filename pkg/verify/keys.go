@@ -119,8 +119,7 @@ type remoteKeys struct {
 
 	mu          sync.RWMutex
 	keys        map[string]ed25519.PublicKey
-	loaded      bool
-	expires     time.Time
+	expires     time.Time // zero until the first fetch succeeds
 	lastAttempt time.Time
 	lastErr     error
 }
@@ -153,7 +152,7 @@ func (r *remoteKeys) key(ctx context.Context, kid string) (ed25519.PublicKey, er
 	now := r.now()
 	r.mu.RLock()
 	k, ok := r.keys[kid]
-	fresh := r.loaded && now.Before(r.expires)
+	fresh := now.Before(r.expires)
 	r.mu.RUnlock()
 	if ok && fresh {
 		return k, nil
@@ -169,10 +168,10 @@ func (r *remoteKeys) key(ctx context.Context, kid string) (ed25519.PublicKey, er
 		keys, ttl, err := r.fetch(ctx)
 		r.lastErr = err
 		if err == nil {
-			r.keys, r.loaded, r.expires = keys, true, now.Add(ttl)
+			r.keys, r.expires = keys, now.Add(ttl)
 		}
 	}
-	if !r.loaded || !now.Before(r.expires) {
+	if !now.Before(r.expires) {
 		if r.lastErr != nil {
 			return nil, fmt.Errorf("%w: %v", ErrKeySource, r.lastErr)
 		}
