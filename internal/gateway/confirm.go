@@ -61,9 +61,9 @@ func (g *Gateway) confirm(ctx context.Context, call *Call, reason string) error 
 	digest := g.confirmDigest(call)
 	if call.Stateless {
 		if p.RequestState != "" {
-			if b, err := g.sealer.Open(confirmPurpose, p.RequestState); err == nil {
-				var st confirmState
-				if json.Unmarshal(b, &st) != nil || st.Digest != digest {
+			var st confirmState
+			if g.sealer.OpenJSON(confirmPurpose, p.RequestState, &st) == nil {
+				if st.Digest != digest {
 					return &Denial{Rule: "confirm", Reason: "the confirmation was given for a different call"}
 				}
 				answer, _ := p.InputResponses[confirmKey].(*mcp.ElicitResult)
@@ -72,8 +72,7 @@ func (g *Gateway) confirm(ctx context.Context, call *Call, reason string) error 
 				return confirmed(answer)
 			}
 		}
-		b, _ := json.Marshal(confirmState{Digest: digest})
-		state, err := g.sealer.Seal(confirmPurpose, b, stateTTL)
+		state, err := g.sealer.SealJSON(confirmPurpose, confirmState{Digest: digest}, stateTTL)
 		if err != nil {
 			return err
 		}

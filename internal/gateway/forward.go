@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -317,11 +316,7 @@ const (
 )
 
 func (g *Gateway) sealState(st requestState) (string, error) {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return "", err
-	}
-	return g.sealer.Seal(statePurpose, b, stateTTL)
+	return g.sealer.SealJSON(statePurpose, st, stateTTL)
 }
 
 // openState opens a sealed requestState; an empty one stays empty.
@@ -330,12 +325,11 @@ func (g *Gateway) openState(up *upstream, name, token string) (requestState, err
 	if token == "" {
 		return requestState{}, nil
 	}
-	b, err := g.sealer.Open(statePurpose, token)
-	if err != nil {
+	var st requestState
+	if err := g.sealer.OpenJSON(statePurpose, token, &st); err != nil {
 		return requestState{}, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: not issued by this gateway, altered, or expired"}
 	}
-	var st requestState
-	if err := json.Unmarshal(b, &st); err != nil || st.Upstream != up.name || st.Name != name {
+	if st.Upstream != up.name || st.Name != name {
 		return requestState{}, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid requestState: issued for a different request"}
 	}
 	return st, nil

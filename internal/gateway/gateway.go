@@ -36,8 +36,8 @@ const Version = "0.1.0"
 // Sealer seals state that Warden hands to clients and must get back intact
 // (the requestState of input-required results).
 type Sealer interface {
-	Seal(purpose string, payload []byte, ttl time.Duration) (string, error)
-	Open(purpose, token string) ([]byte, error)
+	SealJSON(purpose string, v any, ttl time.Duration) (string, error)
+	OpenJSON(purpose, token string, v any) error
 }
 
 // Options are a gateway's collaborators, wired by the command line.

@@ -250,12 +250,8 @@ func (g *Gateway) passedGate(call *Call) bool {
 	if !ok || !call.Stateless || p.RequestState == "" {
 		return false
 	}
-	b, err := g.sealer.Open(statePurpose, p.RequestState)
-	if err != nil {
-		return false
-	}
 	var st requestState
-	if json.Unmarshal(b, &st) != nil || st.Gated == "" || st.Gated != g.confirmDigest(call) {
+	if g.sealer.OpenJSON(statePurpose, p.RequestState, &st) != nil || st.Gated == "" || st.Gated != g.confirmDigest(call) {
 		return false
 	}
 	call.gated = st.Gated
