@@ -207,7 +207,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, next func
 			return
 		}
 		passed = true
-		next(w, r, Principal{ID: p.ID, Roles: p.Roles, Tenant: p.Tenant, Clearance: p.Clearance, Claims: p.Claims, Method: p.Method})
+		next(w, r, Principal(p))
 	})).ServeHTTP(sw, r)
 	if !passed && sw.status >= 400 {
 		g.recordRefusal(r.Context(), Principal{}, "identity", fmt.Sprintf("authentication failed (HTTP %d)", sw.status))

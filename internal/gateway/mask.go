@@ -112,12 +112,8 @@ func (g *Gateway) maskResult(ctx context.Context, call *Call, res mcp.Result) (m
 // withhold answers a result that may not be released: a tool error for
 // tools/call, a JSON-RPC error otherwise. cause is for the log only.
 func (g *Gateway) withhold(call *Call, why string, cause error) (mcp.Result, error) {
-	msg := fmt.Sprintf("result withheld: %s (call %s)", why, call.ID)
 	g.logger.Warn("result withheld", "id", call.ID, "reason", why, "err", cause)
-	if call.Method == "tools/call" {
-		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}, nil
-	}
-	return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: msg}
+	return errorFor(call, jsonrpc.CodeInternalError, fmt.Sprintf("result withheld: %s (call %s)", why, call.ID))
 }
 
 // overLimit reports the first class (by name) whose findings the plan

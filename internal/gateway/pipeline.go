@@ -276,13 +276,10 @@ func (g *Gateway) currentPolicy() *policy.Policy {
 // policyInput describes the call in the policy's terms.
 func (g *Gateway) policyInput(call *Call) *policy.Input {
 	in := &policy.Input{
-		Method: call.Method,
-		Principal: policy.Principal{
-			ID: call.Principal.ID, Roles: call.Principal.Roles, Tenant: call.Principal.Tenant,
-			Clearance: call.Principal.Clearance, Claims: call.Principal.Claims,
-		},
-		Args:    call.args,
-		Request: policy.Request{Time: call.Started, Transport: call.Transport},
+		Method:    call.Method,
+		Principal: call.Principal.policy(),
+		Args:      call.args,
+		Request:   policy.Request{Time: call.Started, Transport: call.Transport},
 	}
 	if call.Task != nil {
 		in.Task = *call.Task
@@ -347,11 +344,7 @@ func (g *Gateway) execute(ctx context.Context, call *Call, next mcp.MethodHandle
 // tool, resource and prompt results by the caller's clearance (mask.go).
 func (g *Gateway) filter(ctx context.Context, call *Call, res mcp.Result) (mcp.Result, error) {
 	pol := call.pol
-	var principal policy.Principal
-	if pol != nil {
-		principal = policy.Principal{ID: call.Principal.ID, Roles: call.Principal.Roles, Tenant: call.Principal.Tenant,
-			Clearance: call.Principal.Clearance, Claims: call.Principal.Claims}
-	}
+	principal := call.Principal.policy()
 	visible := func(kind policy.Kind, name string) bool { return pol == nil || pol.Visible(principal, kind, name) }
 	cat := g.catalog.Load()
 	switch r := res.(type) {
@@ -500,6 +493,15 @@ func redactSecrets(v any) any {
 	return v
 }
 
+// errorFor answers a call that failed: a tool error result the model can
+// read for tools/call, a JSON-RPC error with code otherwise.
+func errorFor(call *Call, code int64, msg string) (mcp.Result, error) {
+	if call.Method == "tools/call" {
+		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}, nil
+	}
+	return nil, &jsonrpc.Error{Code: code, Message: msg}
+}
+
 func isToolError(res mcp.Result) bool {
 	r, ok := res.(*mcp.CallToolResult)
 	return ok && r.IsError
@@ -518,11 +520,7 @@ func (g *Gateway) respond(call *Call, res mcp.Result, err error) (mcp.Result, er
 	}
 	var d *Denial
 	if errors.As(err, &d) {
-		msg := fmt.Sprintf("denied by %s: %s (call %s)", d.Rule, d.Reason, call.ID)
-		if call.Method == "tools/call" {
-			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}, nil
-		}
-		return nil, &jsonrpc.Error{Code: CodeDenied, Message: msg}
+		return errorFor(call, CodeDenied, fmt.Sprintf("denied by %s: %s (call %s)", d.Rule, d.Reason, call.ID))
 	}
 	var ni *needsInput
 	if errors.As(err, &ni) && call.Method == "tools/call" {
@@ -534,11 +532,7 @@ func (g *Gateway) respond(call *Call, res mcp.Result, err error) (mcp.Result, er
 	}
 	var uerr *UpstreamError
 	if errors.As(err, &uerr) {
-		msg := fmt.Sprintf("%s (call %s)", uerr.Message, call.ID)
-		if call.Method == "tools/call" {
-			return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}, nil
-		}
-		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: msg}
+		return errorFor(call, jsonrpc.CodeInternalError, fmt.Sprintf("%s (call %s)", uerr.Message, call.ID))
 	}
 	return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("internal error (call %s)", call.ID)}
 }
@@ -597,6 +591,11 @@ type Principal struct {
 	Claims    map[string]any
 	// Method is how the caller proved it: api_key, jwt, anonymous, local.
 	Method string
+}
+
+// policy is the principal as policy rules see it.
+func (p Principal) policy() policy.Principal {
+	return policy.Principal{ID: p.ID, Roles: p.Roles, Tenant: p.Tenant, Clearance: p.Clearance, Claims: p.Claims}
 }
 
 // Effects of a decision.
