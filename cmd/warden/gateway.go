@@ -104,11 +104,7 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 	opts.Tokens, rt.tokens = tokens, tokens
 	opts.Counters = db.Counters()
 	if !cfg.Audit.Disabled {
-		keyFile := cfg.Audit.KeyFile
-		if keyFile == "" {
-			keyFile = audit.KeyPathFor(cfg.Store)
-		}
-		key, err := audit.LoadOrCreateKey(keyFile)
+		key, err := audit.LoadOrCreateKey(cfg.Audit.KeyFile)
 		if err != nil {
 			return fail(fmt.Errorf("audit key: %w", err))
 		}

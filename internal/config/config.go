@@ -18,6 +18,7 @@ import (
 
 	"github.com/wardenmcp/warden/internal/admin"
 	"github.com/wardenmcp/warden/internal/approval"
+	"github.com/wardenmcp/warden/internal/audit"
 	"github.com/wardenmcp/warden/internal/identity"
 )
 
@@ -313,9 +314,10 @@ func (c *Config) setDefaults() {
 		c.Credentials.KeyDir = c.Store + ".keys"
 	}
 	c.Credentials.KeyDir = c.Resolve(c.Credentials.KeyDir)
-	if c.Audit.KeyFile != "" {
-		c.Audit.KeyFile = c.Resolve(c.Audit.KeyFile)
+	if c.Audit.KeyFile == "" {
+		c.Audit.KeyFile = audit.KeyPathFor(c.Store)
 	}
+	c.Audit.KeyFile = c.Resolve(c.Audit.KeyFile)
 	if c.Policy != "" {
 		c.Policy = c.Resolve(c.Policy)
 	}

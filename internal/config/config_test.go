@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,5 +30,16 @@ func TestParseRequiresTheStdioPrincipalsID(t *testing.T) {
 	c, err := config.Parse([]byte(upstream+"stdio_principal: {id: alice, roles: [admin]}\n"), t.TempDir())
 	if err != nil || c.StdioPrincipal.ID != "alice" {
 		t.Errorf("with an id: %v, %+v", err, c.StdioPrincipal)
+	}
+}
+
+func TestAuditKeyDefaultsBesideTheStore(t *testing.T) {
+	dir := t.TempDir()
+	c, err := config.Parse([]byte(upstream+"store: data/w.db\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "data", "w.audit-key.pem"); c.Audit.KeyFile != want {
+		t.Errorf("audit key file %q, want %q (where warden audit verify looks)", c.Audit.KeyFile, want)
 	}
 }
