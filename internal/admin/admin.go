@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,7 +52,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s: id appears twice", where)
 		}
 		ids[k.ID] = true
-		if _, err := keyDigest(k.Hash); err != nil {
+		if _, err := identity.ParseAPIKeyHash(k.Hash); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		if other, ok := hashes[k.Hash]; ok {
@@ -62,19 +61,6 @@ func (c Config) Validate() error {
 		hashes[k.Hash] = k.ID
 	}
 	return nil
-}
-
-// keyDigest returns the digest in a "sha256:<hex>" hash.
-func keyDigest(h string) ([]byte, error) {
-	hexDigits, ok := strings.CutPrefix(h, "sha256:")
-	if !ok || len(hexDigits) != 2*sha256.Size || strings.ToLower(hexDigits) != hexDigits {
-		return nil, fmt.Errorf(`hash must be "sha256:" and %d lower-case hex digits (the key itself never goes in the configuration)`, 2*sha256.Size)
-	}
-	b, err := hex.DecodeString(hexDigits)
-	if err != nil {
-		return nil, fmt.Errorf(`hash must be "sha256:" and %d lower-case hex digits`, 2*sha256.Size)
-	}
-	return b, nil
 }
 
 // Event describes one change made through the admin API, for the audit log.
@@ -169,7 +155,7 @@ func New(cfg Config, opts Options) (*Handler, error) {
 	}
 	mcpHashes := map[string]string{}
 	for _, k := range opts.MCPKeys {
-		d, err := keyDigest(k.Hash)
+		d, err := identity.ParseAPIKeyHash(k.Hash)
 		if err != nil {
 			return nil, fmt.Errorf("admin API: MCP key %s: %w", k.ID, err)
 		}
@@ -180,7 +166,7 @@ func New(cfg Config, opts Options) (*Handler, error) {
 		if other, ok := mcpHashes[k.Hash]; ok {
 			return nil, fmt.Errorf("admin API: admin key %s is also the MCP key %s; admin keys must be kept apart", k.ID, other)
 		}
-		d, _ := keyDigest(k.Hash) // validated above
+		d, _ := identity.ParseAPIKeyHash(k.Hash) // validated above
 		h.keys = append(h.keys, adminKey{id: k.ID, digest: d})
 	}
 	mux := http.NewServeMux()
@@ -215,15 +201,9 @@ func (h *Handler) adminOnly(next func(http.ResponseWriter, *http.Request, string
 			unauthorized(w, "an admin key is required (Authorization: Bearer KEY)")
 			return
 		}
+		actor, _ := h.adminKeyID(presented)
 		sum := sha256.Sum256([]byte(presented))
-		// Compare with every key in constant time, so timing says nothing
-		// of which key (or how much of a digest) matched.
-		actor, mcp := "", 0
-		for _, k := range h.keys {
-			if subtle.ConstantTimeCompare(sum[:], k.digest) == 1 {
-				actor = k.id
-			}
-		}
+		mcp := 0
 		for _, d := range h.mcp {
 			mcp |= subtle.ConstantTimeCompare(sum[:], d)
 		}

@@ -28,8 +28,9 @@ func HashAPIKey(key string) string {
 	return apiKeyHashPrefix + hex.EncodeToString(sum[:])
 }
 
-// parseAPIKeyHash returns the digest in a "sha256:<hex>" hash.
-func parseAPIKeyHash(h string) ([]byte, error) {
+// ParseAPIKeyHash returns the digest in a "sha256:<hex>" hash, the form in
+// which the configuration holds API and admin keys.
+func ParseAPIKeyHash(h string) ([]byte, error) {
 	digest, ok := strings.CutPrefix(h, apiKeyHashPrefix)
 	if !ok {
 		return nil, errors.New(`hash must start with "sha256:" (the key itself never goes in the configuration)`)
@@ -57,7 +58,7 @@ func validateAPIKeys(keys []APIKey) error {
 			return fmt.Errorf("%s: id appears twice", where)
 		}
 		ids[k.ID] = true
-		if _, err := parseAPIKeyHash(k.Hash); err != nil {
+		if _, err := ParseAPIKeyHash(k.Hash); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		if other, ok := hashes[k.Hash]; ok {
@@ -84,7 +85,7 @@ type apiKeyEntry struct {
 func newAPIKeyTable(keys []APIKey) apiKeyTable {
 	t := make(apiKeyTable, 0, len(keys))
 	for _, k := range keys {
-		digest, err := parseAPIKeyHash(k.Hash)
+		digest, err := ParseAPIKeyHash(k.Hash)
 		if err != nil {
 			continue // unreachable after Validate; an unusable entry matches nothing
 		}

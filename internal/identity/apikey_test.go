@@ -13,7 +13,7 @@ func TestHashAPIKey(t *testing.T) {
 	if got := HashAPIKey("abc"); got != want {
 		t.Errorf("HashAPIKey(abc) = %s, want %s", got, want)
 	}
-	if _, err := parseAPIKeyHash(HashAPIKey("any key")); err != nil {
+	if _, err := ParseAPIKeyHash(HashAPIKey("any key")); err != nil {
 		t.Errorf("HashAPIKey output does not validate: %v", err)
 	}
 }
