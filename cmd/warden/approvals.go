@@ -27,7 +27,7 @@ arguments or when the admin API cannot be reached.`
 // newApprovalsCmd returns `warden approvals`, the commands approvers use
 // to list, inspect and decide approval requests through the admin API.
 func newApprovalsCmd() *cobra.Command {
-	f := &grantsFlags{}
+	f := &adminFlags{}
 	cmd := &cobra.Command{
 		Use:   "approvals",
 		Short: "List, show, approve and deny approval requests through the admin API",
@@ -42,10 +42,7 @@ is read from the environment variable named by --key-env, never from a flag.
 
 ` + approvalsExitCodes,
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.adminURL, "admin", "http://127.0.0.1:8081", "the admin API's base `URL`")
-	pf.StringVar(&f.keyEnv, "key-env", "WARDEN_ADMIN_KEY", "the environment `VARIABLE` holding the admin key")
-	pf.StringVar(&f.format, "format", "text", "output `FORMAT`: text or json")
+	f.register(cmd)
 
 	var state, principal string
 	var limit int
@@ -82,7 +79,7 @@ is read from the environment variable named by --key-env, never from a flag.
 	return cmd
 }
 
-func newApprovalsDecideCmd(f *grantsFlags, approve bool) *cobra.Command {
+func newApprovalsDecideCmd(f *adminFlags, approve bool) *cobra.Command {
 	var comment string
 	verb, short := "deny", "Deny a pending approval request"
 	if approve {
@@ -103,17 +100,6 @@ func newApprovalsDecideCmd(f *grantsFlags, approve bool) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&comment, "comment", "", "why; kept with the decision and in the audit log")
 	return cmd
-}
-
-// checkApprovalID refuses an id that could not have come from Warden, so
-// it cannot alter the request path.
-func checkApprovalID(id string) error {
-	if id == "" || len(id) > 100 || strings.IndexFunc(id, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
-	}) >= 0 {
-		return &exitError{exitUsage, fmt.Errorf("approval id %q is not valid", id)}
-	}
-	return nil
 }
 
 // runApprovalsList is `warden approvals list`.
@@ -146,7 +132,7 @@ func runApprovalsList(ctx context.Context, out io.Writer, c *adminClient, state,
 
 // runApprovalsShow is `warden approvals show`.
 func runApprovalsShow(ctx context.Context, out io.Writer, c *adminClient, id, format string) error {
-	if err := checkApprovalID(id); err != nil {
+	if err := checkID("approval", id); err != nil {
 		return err
 	}
 	var resp admin.ApprovalResponse
@@ -162,7 +148,7 @@ func runApprovalsShow(ctx context.Context, out io.Writer, c *adminClient, id, fo
 
 // runApprovalsDecide is `warden approvals approve` and `deny`.
 func runApprovalsDecide(ctx context.Context, out io.Writer, c *adminClient, id string, approve bool, comment, format string) error {
-	if err := checkApprovalID(id); err != nil {
+	if err := checkID("approval", id); err != nil {
 		return err
 	}
 	verb := "deny"

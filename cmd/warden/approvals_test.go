@@ -33,7 +33,7 @@ func TestApprovalsListShowDecide(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c, err := newAdminClient(&grantsFlags{adminURL: srv.URL, keyEnv: "K", format: "text"}, func(string) string { return "admin-key" })
+	c, err := newAdminClient(&adminFlags{adminURL: srv.URL, keyEnv: "K", format: "text"}, func(string) string { return "admin-key" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,17 +25,38 @@ const grantsExitCodes = `Exit status: 0 on success; 1 when the admin API refuses
 (unknown grant, a grant wider than allowed, a bad key); 2 on bad arguments
 or when the admin API cannot be reached.`
 
-// grantsFlags are the flags every grants command shares.
-type grantsFlags struct {
+// adminFlags are the flags every command of the admin API shares
+// (grants, approvals).
+type adminFlags struct {
 	adminURL string
 	keyEnv   string
 	format   string
 }
 
+// register adds the flags to cmd and its subcommands.
+func (f *adminFlags) register(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.adminURL, "admin", "http://127.0.0.1:8081", "the admin API's base `URL`")
+	pf.StringVar(&f.keyEnv, "key-env", "WARDEN_ADMIN_KEY", "the environment `VARIABLE` holding the admin key")
+	pf.StringVar(&f.format, "format", "text", "output `FORMAT`: text or json")
+}
+
+// checkID refuses an id that could not have come from Warden, so that it
+// cannot alter the request path; what names it in the error (grant,
+// approval).
+func checkID(what, id string) error {
+	if id == "" || len(id) > 100 || strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) >= 0 {
+		return &exitError{exitUsage, fmt.Errorf("%s id %q is not valid", what, id)}
+	}
+	return nil
+}
+
 // newGrantsCmd returns `warden grants`, the commands that issue, list and
 // revoke task grants through the admin API.
 func newGrantsCmd() *cobra.Command {
-	f := &grantsFlags{}
+	f := &adminFlags{}
 	cmd := &cobra.Command{
 		Use:   "grants",
 		Short: "Issue, list and revoke task grants through the admin API",
@@ -51,15 +72,12 @@ so it stays out of shell history and process listings.
 
 ` + grantsExitCodes,
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.adminURL, "admin", "http://127.0.0.1:8081", "the admin API's base `URL`")
-	pf.StringVar(&f.keyEnv, "key-env", "WARDEN_ADMIN_KEY", "the environment `VARIABLE` holding the admin key")
-	pf.StringVar(&f.format, "format", "text", "output `FORMAT`: text or json")
+	f.register(cmd)
 	cmd.AddCommand(newGrantsCreateCmd(f), newGrantsListCmd(f), newGrantsRevokeCmd(f))
 	return cmd
 }
 
-func newGrantsCreateCmd(f *grantsFlags) *cobra.Command {
+func newGrantsCreateCmd(f *adminFlags) *cobra.Command {
 	var (
 		req    admin.GrantRequest
 		scope  []string
@@ -98,7 +116,7 @@ func newGrantsCreateCmd(f *grantsFlags) *cobra.Command {
 	return cmd
 }
 
-func newGrantsListCmd(f *grantsFlags) *cobra.Command {
+func newGrantsListCmd(f *adminFlags) *cobra.Command {
 	var principal string
 	var limit int
 	cmd := &cobra.Command{
@@ -119,7 +137,7 @@ func newGrantsListCmd(f *grantsFlags) *cobra.Command {
 	return cmd
 }
 
-func newGrantsRevokeCmd(f *grantsFlags) *cobra.Command {
+func newGrantsRevokeCmd(f *adminFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke a task grant and every grant derived from it",
@@ -143,7 +161,7 @@ type adminClient struct {
 
 // newAdminClient checks the shared flags and reads the admin key from the
 // environment through getenv.
-func newAdminClient(f *grantsFlags, getenv func(string) string) (*adminClient, error) {
+func newAdminClient(f *adminFlags, getenv func(string) string) (*adminClient, error) {
 	if f.format != "text" && f.format != "json" {
 		return nil, &exitError{exitUsage, fmt.Errorf("--format %q: use text or json", f.format)}
 	}
@@ -260,10 +278,8 @@ func runGrantsList(ctx context.Context, out io.Writer, c *adminClient, principal
 
 // runGrantsRevoke is `warden grants revoke`.
 func runGrantsRevoke(ctx context.Context, out io.Writer, c *adminClient, id, format string) error {
-	if id == "" || strings.IndexFunc(id, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
-	}) >= 0 {
-		return &exitError{exitUsage, fmt.Errorf("grant id %q is not valid", id)}
+	if err := checkID("grant", id); err != nil {
+		return err
 	}
 	var resp admin.GrantResponse
 	if err := c.do(ctx, http.MethodPost, "/v1/grants/"+id+"/revoke", nil, nil, &resp); err != nil {

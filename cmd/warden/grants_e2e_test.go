@@ -69,7 +69,7 @@ func startAdmin(t *testing.T, w *wardenServer) (string, func()) {
 // --format json` with the admin key in its environment.
 func grantsClient(t *testing.T, base string) *adminClient {
 	t.Helper()
-	c, err := newAdminClient(&grantsFlags{adminURL: base, keyEnv: "WARDEN_ADMIN_KEY", format: "json"},
+	c, err := newAdminClient(&adminFlags{adminURL: base, keyEnv: "WARDEN_ADMIN_KEY", format: "json"},
 		func(k string) string {
 			if k == "WARDEN_ADMIN_KEY" {
 				return testAdminKey

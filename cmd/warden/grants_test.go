@@ -32,7 +32,7 @@ func newGrantsAdmin(t *testing.T, key string) (*adminClient, *grant.MemoryStore)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	env := map[string]string{"WARDEN_ADMIN_KEY": key}
-	c, err := newAdminClient(&grantsFlags{adminURL: srv.URL, keyEnv: "WARDEN_ADMIN_KEY", format: "text"}, func(k string) string { return env[k] })
+	c, err := newAdminClient(&adminFlags{adminURL: srv.URL, keyEnv: "WARDEN_ADMIN_KEY", format: "text"}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestGrantsRefusals(t *testing.T) {
 	if _, err := parseScope([]string{"a=1", "a=2"}); err == nil {
 		t.Error("a scope key given twice was accepted")
 	}
-	for _, f := range []grantsFlags{
+	for _, f := range []adminFlags{
 		{adminURL: "127.0.0.1:8081", keyEnv: "K", format: "text"},
 		{adminURL: "http://127.0.0.1:8081", keyEnv: "UNSET", format: "text"},
 		{adminURL: "http://127.0.0.1:8081", keyEnv: "K", format: "yaml"},
