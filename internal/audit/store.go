@@ -36,7 +36,6 @@ type Store interface {
 var (
 	ErrNoRecords = errors.New("audit log is empty")
 	ErrConflict  = errors.New("records do not continue the stored chain")
-	ErrClosed    = errors.New("audit store is closed")
 )
 
 // CorruptRecordError is returned by a Store that finds a stored record it
@@ -124,7 +123,6 @@ type MemoryStore struct {
 	mu      sync.Mutex
 	records []Record
 	keys    map[string]ed25519.PublicKey
-	closed  bool
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -132,26 +130,11 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{keys: map[string]ed25519.PublicKey{}}
 }
 
-// Close makes every later call fail with ErrClosed, like a closed database.
-func (m *MemoryStore) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.closed = true
-	return nil
-}
-
-func (m *MemoryStore) check(ctx context.Context) error {
-	if m.closed {
-		return ErrClosed
-	}
-	return ctx.Err()
-}
-
 // Append implements Store.
 func (m *MemoryStore) Append(ctx context.Context, records []Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	var last *Record
@@ -171,7 +154,7 @@ func (m *MemoryStore) Append(ctx context.Context, records []Record) error {
 func (m *MemoryStore) Last(ctx context.Context) (Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
 	if len(m.records) == 0 {
@@ -187,7 +170,7 @@ func (m *MemoryStore) Query(ctx context.Context, f Filter) ([]Record, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var out []Record
@@ -217,7 +200,7 @@ func (m *MemoryStore) PutKey(ctx context.Context, keyID string, pub ed25519.Publ
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if old, ok := m.keys[keyID]; ok {
@@ -234,7 +217,7 @@ func (m *MemoryStore) PutKey(ctx context.Context, keyID string, pub ed25519.Publ
 func (m *MemoryStore) Keys(ctx context.Context) (map[string]ed25519.PublicKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.check(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	out := make(map[string]ed25519.PublicKey, len(m.keys))

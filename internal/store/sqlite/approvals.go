@@ -33,28 +33,23 @@ func (s *ApprovalStore) Create(ctx context.Context, r approval.Request) error {
 		return err
 	}
 	r = approval.Normalize(r)
-	rules, err := nullJSON(r.Rules, len(r.Rules) == 0)
+	rules, err := jsonColumn(r.Rules, len(r.Rules) == 0)
 	if err != nil {
 		return fmt.Errorf("create approval %s: %w", r.ID, err)
 	}
-	approvers, err := nullJSON(r.Approvers, len(r.Approvers) == 0)
+	approvers, err := jsonColumn(r.Approvers, len(r.Approvers) == 0)
 	if err != nil {
 		return fmt.Errorf("create approval %s: %w", r.ID, err)
-	}
-	var args any
-	if len(r.Args) > 0 {
-		args = []byte(r.Args)
 	}
 	return s.db.inTx(ctx, "create approval "+r.ID, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM approvals WHERE id = ?`, r.ID).Scan(&n); err != nil {
+		switch found, err := exists(ctx, tx, "approvals", r.ID); {
+		case err != nil:
 			return err
-		}
-		if n > 0 {
+		case found:
 			return approval.ErrExists
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO approvals (`+approvalColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			r.ID, r.Principal, r.Task, r.Tool, r.Upstream, args, r.ArgsDigest, r.PolicyVersion, rules, r.Reason,
+			r.ID, r.Principal, r.Task, r.Tool, r.Upstream, blob(r.Args), r.ArgsDigest, r.PolicyVersion, rules, r.Reason,
 			approvers, string(r.State), nanos(r.CreatedAt), nanos(r.ExpiresAt), nullNanos(r.DecidedAt), r.DecidedBy,
 			r.Comment, nullNanos(r.UsedAt))
 		return err
@@ -104,16 +99,8 @@ func (s *ApprovalStore) List(ctx context.Context, f approval.Filter) ([]approval
 	if err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)
 	}
-	defer rows.Close()
-	out := []approval.Request{}
-	for rows.Next() {
-		r, err := scanApproval(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list approvals: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanApproval)
+	if err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)
 	}
 	return out, nil
@@ -202,7 +189,7 @@ func getApproval(ctx context.Context, q queryer, id string) (approval.Request, e
 	return r, err
 }
 
-func scanApproval(row interface{ Scan(...any) error }) (approval.Request, error) {
+func scanApproval(row rowScanner) (approval.Request, error) {
 	var (
 		r                 approval.Request
 		args              []byte
@@ -230,11 +217,6 @@ func scanApproval(row interface{ Scan(...any) error }) (approval.Request, error)
 	}
 	r.State = approval.State(state)
 	r.CreatedAt, r.ExpiresAt = fromNanos(created), fromNanos(expires)
-	if decided.Valid {
-		r.DecidedAt = fromNanos(decided.Int64)
-	}
-	if usedNano.Valid {
-		r.UsedAt = fromNanos(usedNano.Int64)
-	}
+	r.DecidedAt, r.UsedAt = fromNanos(decided.Int64), fromNanos(usedNano.Int64)
 	return approval.Normalize(r), nil
 }

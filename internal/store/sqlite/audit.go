@@ -109,7 +109,7 @@ func (s *AuditStore) Append(ctx context.Context, records []audit.Record) (err er
 		args = args[:0]
 		for i := range chunk {
 			if args, err = appendRecordArgs(args, &chunk[i]); err != nil {
-				return err
+				return fmt.Errorf("append audit record %d: %w", chunk[i].Seq, err)
 			}
 		}
 		stmt, err := s.stmt(ctx, insertSQLs[rows])
@@ -138,7 +138,7 @@ func insertSQL(rows int) string {
 
 func appendRecordArgs(args []any, r *audit.Record) ([]any, error) {
 	if r.Seq > math.MaxInt64 {
-		return args, fmt.Errorf("audit record seq %d too large", r.Seq)
+		return args, errors.New("seq too large for the database")
 	}
 	rules, err := jsonColumn(r.Rules, len(r.Rules) == 0)
 	if err != nil {
@@ -168,21 +168,6 @@ func appendRecordArgs(args []any, r *audit.Record) ([]any, error) {
 		r.Session, r.Task, r.Principal, r.Method, r.Tool, rawArgs, string(r.Decision), rules, r.Reason,
 		r.PolicyVersion, r.ApprovalID, r.CredentialID, r.Upstream, r.LatencyUS, r.Status, masked, labels,
 		r.Shadow, extra, checkpoint, r.Prev, r.Hash), nil
-}
-
-// jsonColumn encodes v for a nullable JSON text column, without HTML
-// escaping so raw JSON values keep their exact bytes.
-func jsonColumn(v any, empty bool) (any, error) {
-	if empty {
-		return nil, nil
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("encode audit column: %w", err)
-	}
-	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
 
 // Last implements audit.Store.
@@ -225,10 +210,10 @@ func (s *AuditStore) Query(ctx context.Context, f audit.Filter) ([]audit.Record,
 		add("kind = ?", string(f.Kind))
 	}
 	if !f.Since.IsZero() {
-		add("time_ns >= ?", unixNanoClamped(f.Since))
+		add("time_ns >= ?", nanos(f.Since))
 	}
 	if !f.Until.IsZero() {
-		add("time_ns < ?", unixNanoClamped(f.Until))
+		add("time_ns < ?", nanos(f.Until))
 	}
 	if f.AfterSeq > 0 {
 		add("seq > ?", int64(min(f.AfterSeq, math.MaxInt64)))
@@ -253,17 +238,6 @@ func (s *AuditStore) Query(ctx context.Context, f audit.Filter) ([]audit.Record,
 		return nil, fmt.Errorf("query audit records: %w", err)
 	}
 	return records, nil
-}
-
-// unixNanoClamped is t in Unix nanoseconds, clamped to what int64 holds.
-func unixNanoClamped(t time.Time) int64 {
-	switch {
-	case t.Before(time.Unix(0, math.MinInt64)):
-		return math.MinInt64
-	case t.After(time.Unix(0, math.MaxInt64)):
-		return math.MaxInt64
-	}
-	return t.UnixNano()
 }
 
 func scanRecords(rows *sql.Rows, capacity int) ([]audit.Record, error) {
@@ -312,35 +286,24 @@ func scanRecords(rows *sql.Rows, capacity int) ([]audit.Record, error) {
 }
 
 // PutKey implements audit.Store.
-func (s *AuditStore) PutKey(ctx context.Context, keyID string, pub ed25519.PublicKey) (err error) {
+func (s *AuditStore) PutKey(ctx context.Context, keyID string, pub ed25519.PublicKey) error {
 	if keyID == "" || len(pub) != ed25519.PublicKeySize {
 		return fmt.Errorf("audit key %q: need an id and a %d-byte Ed25519 public key", keyID, ed25519.PublicKeySize)
 	}
-	tx, err := s.db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("record audit key: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
+	return s.db.inTx(ctx, fmt.Sprintf("record audit key %q", keyID), func(tx *sql.Tx) error {
+		var stored []byte
+		switch err := tx.QueryRowContext(ctx, `SELECT public_key FROM audit_keys WHERE key_id = ?`, keyID).Scan(&stored); {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err := tx.ExecContext(ctx, `INSERT INTO audit_keys (key_id, public_key, created_ns) VALUES (?, ?, ?)`,
+				keyID, []byte(pub), time.Now().UnixNano())
+			return err
+		case err != nil:
+			return err
+		case !bytes.Equal(stored, pub):
+			return errors.New("already recorded with a different public key")
 		}
-	}()
-	var stored []byte
-	switch err := tx.QueryRowContext(ctx, `SELECT public_key FROM audit_keys WHERE key_id = ?`, keyID).Scan(&stored); {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_keys (key_id, public_key, created_ns) VALUES (?, ?, ?)`,
-			keyID, []byte(pub), time.Now().UnixNano()); err != nil {
-			return fmt.Errorf("record audit key %q: %w", keyID, err)
-		}
-	case err != nil:
-		return fmt.Errorf("record audit key %q: %w", keyID, err)
-	case !bytes.Equal(stored, pub):
-		return fmt.Errorf("audit key %q is already recorded with a different public key", keyID)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record audit key %q: %w", keyID, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // Keys implements audit.Store.

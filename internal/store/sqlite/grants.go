@@ -37,28 +37,27 @@ func (s *GrantStore) Create(ctx context.Context, g grant.Grant) error {
 	if err != nil {
 		return fmt.Errorf("create grant %s: %w", g.ID, err)
 	}
-	scope, err := nullJSON(g.Scope, len(g.Scope) == 0)
+	scope, err := jsonColumn(g.Scope, len(g.Scope) == 0)
 	if err != nil {
 		return fmt.Errorf("create grant %s: %w", g.ID, err)
 	}
-	labels, err := nullJSON(g.Labels, len(g.Labels) == 0)
+	labels, err := jsonColumn(g.Labels, len(g.Labels) == 0)
 	if err != nil {
 		return fmt.Errorf("create grant %s: %w", g.ID, err)
 	}
 	return s.db.inTx(ctx, "create grant "+g.ID, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM grants WHERE id = ?`, g.ID).Scan(&n); err != nil {
+		switch found, err := exists(ctx, tx, "grants", g.ID); {
+		case err != nil:
 			return err
-		}
-		if n > 0 {
+		case found:
 			return grant.ErrExists
 		}
 		var parent any
 		if g.Parent != "" {
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM grants WHERE id = ?`, g.Parent).Scan(&n); err != nil {
+			switch found, err := exists(ctx, tx, "grants", g.Parent); {
+			case err != nil:
 				return err
-			}
-			if n == 0 {
+			case !found:
 				return fmt.Errorf("parent %s: %w", g.Parent, grant.ErrUnknown)
 			}
 			parent = g.Parent
@@ -96,16 +95,8 @@ func (s *GrantStore) List(ctx context.Context, f grant.ListFilter) ([]grant.Gran
 	if err != nil {
 		return nil, fmt.Errorf("list grants: %w", err)
 	}
-	defer rows.Close()
-	out := []grant.Grant{}
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list grants: %w", err)
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanGrant)
+	if err != nil {
 		return nil, fmt.Errorf("list grants: %w", err)
 	}
 	return out, nil
@@ -171,7 +162,7 @@ func (s *GrantStore) AddLabels(ctx context.Context, id string, labels ...string)
 			if i == 0 {
 				out = g
 			}
-			col, err := nullJSON(g.Labels, len(g.Labels) == 0)
+			col, err := jsonColumn(g.Labels, len(g.Labels) == 0)
 			if err != nil {
 				return err
 			}
@@ -210,7 +201,7 @@ func getChain(ctx context.Context, q queryer, id string) ([]grant.Grant, error) 
 	return chain, nil
 }
 
-func scanGrant(row interface{ Scan(...any) error }) (grant.Grant, error) {
+func scanGrant(row rowScanner) (grant.Grant, error) {
 	var (
 		g                         grant.Grant
 		tools                     string
@@ -237,42 +228,6 @@ func scanGrant(row interface{ Scan(...any) error }) (grant.Grant, error) {
 	}
 	g.Parent = parent.String
 	g.ExpiresAt, g.CreatedAt, g.RateTAT = fromNanos(expires), fromNanos(created), fromNanos(rateTAT)
-	if revoked.Valid {
-		g.RevokedAt = fromNanos(revoked.Int64)
-	}
+	g.RevokedAt = fromNanos(revoked.Int64)
 	return grant.Normalize(g), nil
-}
-
-// nanos is t in Unix nanoseconds, 0 for the zero time.
-func nanos(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
-}
-
-func nullNanos(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixNano()
-}
-
-func fromNanos(ns int64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, ns).UTC()
-}
-
-// nullJSON encodes v for a nullable JSON text column.
-func nullJSON(v any, empty bool) (any, error) {
-	if empty {
-		return nil, nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return string(b), nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/wardenmcp/warden/internal/pin"
 )
@@ -43,19 +42,15 @@ func (s *PinStore) Put(ctx context.Context, p pin.Pin) error {
 	if err := pin.ValidatePin(p); err != nil {
 		return err
 	}
-	var findings any
-	if len(p.Findings) > 0 {
-		b, err := json.Marshal(p.Findings)
-		if err != nil {
-			return fmt.Errorf("put pin %s: encode findings: %w", p.Ref(), err)
-		}
-		findings = string(b)
+	findings, err := jsonColumn(p.Findings, len(p.Findings) == 0)
+	if err != nil {
+		return fmt.Errorf("put pin %s: findings: %w", p.Ref(), err)
 	}
 	var pending pin.Definition
 	if p.Pending != nil {
 		pending = *p.Pending
 	}
-	_, err := s.db.sql.ExecContext(ctx, `INSERT INTO tool_pins (`+pinColumns+`)
+	_, err = s.db.sql.ExecContext(ctx, `INSERT INTO tool_pins (`+pinColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (upstream, name) DO UPDATE SET
 			state = excluded.state, digest = excluded.digest, title = excluded.title,
@@ -69,7 +64,7 @@ func (s *PinStore) Put(ctx context.Context, p pin.Pin) error {
 			pending_annotations = excluded.pending_annotations, findings = excluded.findings`,
 		p.Upstream, p.Name, string(p.State), p.Digest, p.Definition.Title, p.Definition.Description,
 		blob(p.Definition.InputSchema), blob(p.Definition.OutputSchema), blob(p.Definition.Annotations),
-		pinNanos(p.FirstSeen), pinNanos(p.ApprovedAt), p.PendingDigest, pending.Title, pending.Description,
+		nullNanos(p.FirstSeen), nullNanos(p.ApprovedAt), p.PendingDigest, pending.Title, pending.Description,
 		blob(pending.InputSchema), blob(pending.OutputSchema), blob(pending.Annotations), findings)
 	if err != nil {
 		return fmt.Errorf("put pin %s: %w", p.Ref(), err)
@@ -83,22 +78,14 @@ func (s *PinStore) List(ctx context.Context) ([]pin.Pin, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list pins: %w", err)
 	}
-	defer rows.Close()
-	var out []pin.Pin
-	for rows.Next() {
-		p, err := scanPin(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list pins: %w", err)
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := collect(rows, scanPin)
+	if err != nil {
 		return nil, fmt.Errorf("list pins: %w", err)
 	}
 	return out, nil
 }
 
-func scanPin(row interface{ Scan(...any) error }) (pin.Pin, error) {
+func scanPin(row rowScanner) (pin.Pin, error) {
 	var (
 		p                   pin.Pin
 		state               string
@@ -116,7 +103,7 @@ func scanPin(row interface{ Scan(...any) error }) (pin.Pin, error) {
 	}
 	p.State = pin.State(state)
 	p.Definition.Upstream, p.Definition.Name = p.Upstream, p.Name
-	p.FirstSeen, p.ApprovedAt = pinTime(firstSeen), pinTime(approved)
+	p.FirstSeen, p.ApprovedAt = fromNanos(firstSeen.Int64), fromNanos(approved.Int64)
 	if p.PendingDigest != "" {
 		pending.Upstream, pending.Name = p.Upstream, p.Name
 		p.Pending = &pending
@@ -131,28 +118,4 @@ func scanPin(row interface{ Scan(...any) error }) (pin.Pin, error) {
 		return pin.Pin{}, fmt.Errorf("stored %w", err)
 	}
 	return p, nil
-}
-
-// blob is a JSON field for a nullable BLOB column: NULL when absent.
-func blob(v json.RawMessage) any {
-	if len(v) == 0 {
-		return nil
-	}
-	return []byte(v)
-}
-
-// pinNanos is t in Unix nanoseconds for a nullable column: NULL for the zero
-// time, clamped to what int64 holds otherwise.
-func pinNanos(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return unixNanoClamped(t)
-}
-
-func pinTime(n sql.NullInt64) time.Time {
-	if !n.Valid {
-		return time.Time{}
-	}
-	return time.Unix(0, n.Int64).UTC()
 }

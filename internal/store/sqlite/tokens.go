@@ -25,17 +25,13 @@ type TokenOptions struct {
 // (table mask_tokens): the value a token replaced, the principal and task
 // it was issued to, and when it expires. A token resolves only for the
 // same principal and task, and only until it expires.
-//
-// As a masking token sink (Put), a store must first be bound to the
-// principal and task of the call with For; Put on an unbound store fails,
-// which makes the masker redact the value instead.
 type TokenStore struct {
-	db        *DB
-	ttl       time.Duration
-	now       func() time.Time
-	principal string
-	task      string
+	db  *DB
+	ttl time.Duration
+	now func() time.Time
 }
+
+var errNoPrincipal = errors.New("token store: a token must be issued to a principal")
 
 // NewTokenStore returns the database's token store.
 func NewTokenStore(db *DB, opts TokenOptions) (*TokenStore, error) {
@@ -54,25 +50,16 @@ func NewTokenStore(db *DB, opts TokenOptions) (*TokenStore, error) {
 	return &TokenStore{db: db, ttl: opts.TTL, now: opts.Now}, nil
 }
 
-// For returns the store bound to a principal and task: Put records tokens
-// as issued to them.
-func (s *TokenStore) For(principal, task string) *TokenStore {
-	b := *s
-	b.principal, b.task = principal, task
-	return &b
-}
-
-// Put records a token issued to the principal and task the store is bound
-// to (see For).
-func (s *TokenStore) Put(token, class, value string) error {
-	return s.PutToken(context.Background(), token, class, value, s.principal, s.task)
-}
+// Put makes the store a masking token sink, and always fails: a token has
+// no owner without PutToken, which the gateway calls instead. A failing
+// sink makes the masker redact the value.
+func (s *TokenStore) Put(token, class, value string) error { return errNoPrincipal }
 
 // PutToken records that token replaced value (of class) in a result given
 // to principal within task. A token is recorded once: reusing one fails.
 func (s *TokenStore) PutToken(ctx context.Context, token, class, value, principal, task string) error {
 	if principal == "" {
-		return errors.New("token store: a token must be issued to a principal")
+		return errNoPrincipal
 	}
 	if token == "" || class == "" {
 		return errors.New("token store: empty token or class")

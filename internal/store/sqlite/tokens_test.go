@@ -19,8 +19,8 @@ func TestTokenStoreResolvesOnlyForItsOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.For("alice", "task-1").Put("tok_EMAIL_ADDRESS_A", "EMAIL_ADDRESS", "jane@example.com"); err != nil {
-		t.Fatalf("Put: %v", err)
+	if err := store.PutToken(ctx, "tok_EMAIL_ADDRESS_A", "EMAIL_ADDRESS", "jane@example.com", "alice", "task-1"); err != nil {
+		t.Fatalf("PutToken: %v", err)
 	}
 	cases := []struct {
 		name, token, principal, task string
@@ -53,6 +53,7 @@ func TestTokenStoreResolvesOnlyForItsOwner(t *testing.T) {
 }
 
 func TestTokenStoreRefusesUnboundAndReusedTokens(t *testing.T) {
+	ctx := context.Background()
 	store, err := NewTokenStore(openTestDB(t), TokenOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -60,14 +61,16 @@ func TestTokenStoreRefusesUnboundAndReusedTokens(t *testing.T) {
 	if err := store.Put("tok_X_1", "X", "v"); err == nil || !strings.Contains(err.Error(), "principal") {
 		t.Errorf("unbound Put: %v, want an error", err)
 	}
-	bound := store.For("alice", "")
-	if err := bound.Put("tok_X_1", "X", "v"); err != nil {
+	if err := store.PutToken(ctx, "tok_X_1", "X", "v", "", "task-1"); err == nil || !strings.Contains(err.Error(), "principal") {
+		t.Errorf("PutToken without a principal: %v, want an error", err)
+	}
+	if err := store.PutToken(ctx, "tok_X_1", "X", "v", "alice", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := bound.Put("tok_X_1", "X", "other"); err == nil {
+	if err := store.PutToken(ctx, "tok_X_1", "X", "other", "alice", ""); err == nil {
 		t.Error("a token was recorded twice")
 	}
-	if v, ok, err := store.Resolve(context.Background(), "tok_X_1", "alice", ""); err != nil || !ok || v != "v" {
+	if v, ok, err := store.Resolve(ctx, "tok_X_1", "alice", ""); err != nil || !ok || v != "v" {
 		t.Errorf("Resolve = %q %v %v; the first value must stay", v, ok, err)
 	}
 	if _, err := NewTokenStore(nil, TokenOptions{}); err == nil {
