@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/wardenmcp/warden/internal/testpg"
 )
 
 func TestBootstrapScript(t *testing.T) {
@@ -64,7 +66,7 @@ func TestBootstrapRefusesBadNames(t *testing.T) {
 func TestBootstrapConverges(t *testing.T) {
 	f := newFixture(t, Config{StatementTimeout: noDeadline})
 	grants := func() []string {
-		return f.strings(t, `SELECT c.relname || ' ' || a.grantee::regrole || ' ' || a.privilege_type
+		return testpg.Strings(t, f.admin, `SELECT c.relname || ' ' || a.grantee::regrole || ' ' || a.privilege_type
 			FROM pg_class c, aclexplode(c.relacl) a
 			WHERE c.relnamespace = 'public'::regnamespace AND a.grantee <> c.relowner ORDER BY 1`)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/wardenmcp/warden/internal/credential"
+	"github.com/wardenmcp/warden/internal/testpg"
 	"github.com/wardenmcp/warden/pkg/verify"
 )
 
@@ -173,7 +174,7 @@ func TestCallWithoutCredentialIsRefused(t *testing.T) {
 // credential for other arguments changes nothing.
 func TestChangedArgumentsAreRefused(t *testing.T) {
 	f := newCredentialFixture(t, ToolQuery, ToolExecute)
-	before := f.snapshot(t)
+	before := testpg.Snapshot(t, f.admin)
 	scope := map[string]any{"customer_id": "42"}
 
 	minted := `{"sql":"UPDATE orders SET total = 1 WHERE id = 1"}`
@@ -190,7 +191,7 @@ func TestChangedArgumentsAreRefused(t *testing.T) {
 	token = f.mint(t, ToolQuery, sent, scope)
 	mustRefuse(t, f.callRaw(t, ToolExecute, sent, mcp.Meta{verify.MetaKey: token}), "another tool", token)
 
-	if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+	if diff := cmp.Diff(before, testpg.Snapshot(t, f.admin)); diff != "" {
 		t.Errorf("refused calls changed the database (-before +after):\n%s", diff)
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/wardenmcp/warden/internal/testpg"
 )
 
 const corpusPath = "/work/shared/corpus/sql-readonly.jsonl"
@@ -59,7 +61,7 @@ func readCorpus(t *testing.T) []corpusCase {
 func TestCorpusDenyCasesChangeNothing(t *testing.T) {
 	cases := readCorpus(t)
 	f := newFixture(t, Config{StatementTimeout: noDeadline})
-	before := f.snapshot(t)
+	before := testpg.Snapshot(t, f.admin)
 	denied := 0
 	for _, c := range cases {
 		if c.Expect != "deny" {
@@ -69,7 +71,7 @@ func TestCorpusDenyCasesChangeNothing(t *testing.T) {
 		t.Run(c.ID, func(t *testing.T) {
 			res := f.call(t, ToolQuery, sqlArgs(c.SQL), nil)
 			t.Logf("%s -> isError=%v %s", c.SQL, res.IsError, firstLine(resultText(res)))
-			if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+			if diff := cmp.Diff(before, testpg.Snapshot(t, f.admin)); diff != "" {
 				t.Errorf("%s (%s) changed the database (-before +after):\n%s", c.SQL, c.Why, diff)
 			}
 		})
@@ -143,12 +145,12 @@ func TestWriteAttemptsChangeNothing(t *testing.T) {
 		"VACUUM accounts",
 		"LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE",
 	}
-	before := f.snapshot(t)
+	before := testpg.Snapshot(t, f.admin)
 	for _, sql := range attempts {
 		t.Run(sql, func(t *testing.T) {
 			res := f.call(t, ToolQuery, sqlArgs(sql), nil)
 			t.Logf("isError=%v %s", res.IsError, firstLine(resultText(res)))
-			if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+			if diff := cmp.Diff(before, testpg.Snapshot(t, f.admin)); diff != "" {
 				t.Errorf("%q changed the database (-before +after):\n%s", sql, diff)
 			}
 			if _, err := os.Stat(leak); err == nil {
@@ -184,7 +186,7 @@ func TestLoginRoleHoldsNothing(t *testing.T) {
 		t.Fatalf("connect as login role: %v", err)
 	}
 	defer conn.Close(ctx)
-	before := f.snapshot(t)
+	before := testpg.Snapshot(t, f.admin)
 	for _, sql := range []string{
 		"SELECT * FROM accounts",
 		"SELECT * FROM orders",
@@ -205,7 +207,7 @@ func TestLoginRoleHoldsNothing(t *testing.T) {
 			t.Errorf("login role %q: %v, want SQLSTATE 42501 (insufficient privilege)", sql, err)
 		}
 	}
-	if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+	if diff := cmp.Diff(before, testpg.Snapshot(t, f.admin)); diff != "" {
 		t.Errorf("database changed (-before +after):\n%s", diff)
 	}
 	if err := Preflight(ctx, f.pool, f.cfg); err != nil {

@@ -127,7 +127,7 @@ func buildFixture(srv *testpg.Server, db string, cleanup func(func())) (*fixture
 	if err := ApplyBootstrap(ctx, srv.DSN(db), roles); err != nil {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
-	cleanup(func() { dropRoles(admin, roles) })
+	cleanup(func() { testpg.DropRoles(admin, roles.LoginRole, roles.WriteRole, roles.ReadRole) })
 
 	pool, err := pgxpool.New(ctx, srv.UserDSN(roles.LoginRole, db))
 	if err != nil {
@@ -171,16 +171,6 @@ func connect(t testing.TB, cfg Config, pool *pgxpool.Pool) *mcp.ClientSession {
 		_ = ss.Wait()
 	})
 	return cs
-}
-
-// dropRoles removes a fixture's roles; a failure leaves roles behind in a
-// server that is thrown away at the end of the run, so it is not fatal.
-func dropRoles(admin *pgx.Conn, roles BootstrapOptions) {
-	ctx := context.Background()
-	for _, r := range []string{roles.LoginRole, roles.WriteRole, roles.ReadRole} {
-		id := pgx.Identifier{r}.Sanitize()
-		_, _ = admin.Exec(ctx, "DROP OWNED BY "+id+"; DROP ROLE IF EXISTS "+id)
-	}
 }
 
 // call invokes a tool through the MCP client. scope, when non-nil, is sent as
@@ -241,80 +231,6 @@ func resultText(res *mcp.CallToolResult) string {
 		}
 	}
 	return strings.Join(parts, "\n")
-}
-
-// snapshot is everything a statement could change that the tests watch,
-// read by the superuser: the content digest of every table (including
-// temporary ones), the schema and its grants, sequences, functions, roles
-// and memberships, per-role and per-database settings, ALTER SYSTEM
-// settings, extensions, policies, large objects, prepared transactions and
-// advisory locks.
-type snapshot map[string][]string
-
-var snapshotQueries = map[string]string{
-	"relations": `SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text || ' owner=' || c.relowner::regrole ||
-		' acl=' || coalesce(c.relacl::text, '') || ' rls=' || c.relrowsecurity
-		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1`,
-	"columns": `SELECT c.oid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' notnull=' || a.attnotnull
-		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-		AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1`,
-	"sequences": `SELECT schemaname || '.' || sequencename || '=' || coalesce(last_value::text, 'unset') FROM pg_sequences ORDER BY 1`,
-	"functions": `SELECT p.oid::regprocedure || ' ' || md5(p.prosrc) || ' definer=' || p.prosecdef || ' acl=' || coalesce(p.proacl::text, '')
-		FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-		WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`,
-	"roles": `SELECT rolname || ' super=' || rolsuper || ' inherit=' || rolinherit || ' createrole=' || rolcreaterole ||
-		' createdb=' || rolcreatedb || ' login=' || rolcanlogin || ' bypassrls=' || rolbypassrls || ' repl=' || rolreplication
-		FROM pg_roles ORDER BY 1`,
-	"members":       `SELECT roleid::regrole || ' <- ' || member::regrole || ' admin=' || admin_option FROM pg_auth_members ORDER BY 1`,
-	"role_settings": `SELECT setdatabase || ' ' || setrole || ' ' || array_to_string(setconfig, ',') FROM pg_db_role_setting ORDER BY 1`,
-	"auto_conf":     `SELECT pg_read_file('postgresql.auto.conf')`,
-	"extensions":    `SELECT extname || ' ' || extversion FROM pg_extension ORDER BY 1`,
-	"policies":      `SELECT polrelid::regclass || ' ' || polname || ' ' || pg_get_expr(polqual, polrelid) FROM pg_policy ORDER BY 1`,
-	"largeobjects":  `SELECT count(*)::text FROM pg_largeobject_metadata`,
-	"prepared_xact": `SELECT gid FROM pg_prepared_xacts ORDER BY 1`,
-	"advisory":      `SELECT objid::text || ' ' || mode FROM pg_locks WHERE locktype = 'advisory' ORDER BY 1`,
-	"db_acl":        `SELECT datname || ' ' || coalesce(datacl::text, '') FROM pg_database ORDER BY 1`,
-	"schema_acl":    `SELECT nspname || ' ' || coalesce(nspacl::text, '') FROM pg_namespace ORDER BY 1`,
-}
-
-func (f *fixture) snapshot(t testing.TB) snapshot {
-	t.Helper()
-	ctx := context.Background()
-	snap := snapshot{}
-	for name, q := range snapshotQueries {
-		snap[name] = f.strings(t, q)
-	}
-	// Table contents, including every row of every temporary table.
-	for _, rel := range f.strings(t, `SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1`) {
-		var digest string
-		q := fmt.Sprintf("SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM %s t", rel)
-		if err := f.admin.QueryRow(ctx, q).Scan(&digest); err != nil {
-			// A temporary table of another session cannot be read; its
-			// existence is already in "relations".
-			if strings.Contains(rel, "pg_temp") {
-				continue
-			}
-			t.Fatalf("snapshot %s: %v", rel, err)
-		}
-		snap["table "+rel] = []string{digest}
-	}
-	return snap
-}
-
-func (f *fixture) strings(t testing.TB, q string) []string {
-	t.Helper()
-	rows, err := f.admin.Query(context.Background(), q)
-	if err != nil {
-		t.Fatalf("snapshot query %q: %v", q, err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatalf("snapshot query %q: %v", q, err)
-	}
-	return out
 }
 
 func (f *fixture) exec(t testing.TB, sql string, args ...any) {

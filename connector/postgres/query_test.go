@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wardenmcp/warden/internal/testpg"
 )
 
 func TestQueryReturnsRows(t *testing.T) {
@@ -121,7 +123,7 @@ func TestStatementTimeoutFires(t *testing.T) {
 
 func TestMultipleStatementsAreRejected(t *testing.T) {
 	f := newReadOnlyFixture(t, Config{StatementTimeout: noDeadline, Tools: []string{ToolQuery, ToolExecute}})
-	before := f.snapshot(t)
+	before := testpg.Snapshot(t, f.admin)
 	for _, tool := range []string{ToolQuery, ToolExecute} {
 		for _, sql := range []string{
 			"SELECT 1; UPDATE accounts SET balance = 0",
@@ -134,7 +136,7 @@ func TestMultipleStatementsAreRejected(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+	if diff := cmp.Diff(before, testpg.Snapshot(t, f.admin)); diff != "" {
 		t.Errorf("database changed (-before +after):\n%s", diff)
 	}
 }

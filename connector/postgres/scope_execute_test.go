@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wardenmcp/warden/internal/testpg"
 )
 
 // TestScopeConfinesRowsByPolicy: the row-level security policy on orders (see
@@ -59,7 +61,7 @@ func TestScopeConfinesRowsByPolicy(t *testing.T) {
 	if !strings.Contains(msg, "42501") || !strings.Contains(msg, "row-level security") {
 		t.Errorf("insert for another customer: %q, want a row-level security violation", msg)
 	}
-	totals := f.strings(t, "SELECT customer_id || ':' || total FROM orders ORDER BY id")
+	totals := testpg.Strings(t, f.admin, "SELECT customer_id || ':' || total FROM orders ORDER BY id")
 	if diff := cmp.Diff([]string{"42:0.00", "42:0.00", "7:30.00", "7:40.00", "7:50.00"}, totals); diff != "" {
 		t.Errorf("orders after scoped writes (-want +got):\n%s", diff)
 	}
@@ -112,7 +114,7 @@ func TestExecuteWritesAndCommits(t *testing.T) {
 	}
 	// Committed: the superuser sees it.
 	if diff := cmp.Diff([]string{"alice:101.50", "bob:21.00", "carol:1.00", "dave:12.34"},
-		f.strings(t, "SELECT owner || ':' || balance FROM accounts ORDER BY id")); diff != "" {
+		testpg.Strings(t, f.admin, "SELECT owner || ':' || balance FROM accounts ORDER BY id")); diff != "" {
 		t.Errorf("accounts (-want +got):\n%s", diff)
 	}
 
@@ -122,14 +124,14 @@ func TestExecuteWritesAndCommits(t *testing.T) {
 		t.Errorf("error %q, want SQLSTATE 23514 (check violation)", msg)
 	}
 	if diff := cmp.Diff([]string{"alice:101.50", "bob:21.00", "carol:1.00", "dave:12.34"},
-		f.strings(t, "SELECT owner || ':' || balance FROM accounts ORDER BY id")); diff != "" {
+		testpg.Strings(t, f.admin, "SELECT owner || ':' || balance FROM accounts ORDER BY id")); diff != "" {
 		t.Errorf("accounts after a failed write (-want +got):\n%s", diff)
 	}
 }
 
 func TestWriteRoleCannotChangeSchema(t *testing.T) {
 	f := newFixture(t, Config{StatementTimeout: noDeadline, Tools: []string{ToolQuery, ToolExecute}})
-	before := f.snapshot(t)
+	before := testpg.Snapshot(t, f.admin)
 	for _, sql := range []string{
 		"DROP TABLE transfers",
 		"ALTER TABLE accounts ADD COLUMN hacked int",
@@ -151,7 +153,7 @@ func TestWriteRoleCannotChangeSchema(t *testing.T) {
 			t.Errorf("%q: %q, want SQLSTATE 42501 (insufficient privilege)", sql, msg)
 		}
 	}
-	if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+	if diff := cmp.Diff(before, testpg.Snapshot(t, f.admin)); diff != "" {
 		t.Errorf("database changed (-before +after):\n%s", diff)
 	}
 }
@@ -217,7 +219,7 @@ func TestHardenedScopeCannotBeRewritten(t *testing.T) {
 	if diff := cmp.Diff([][]any{{json.Number("2")}}, got.Rows); diff != "" {
 		t.Fatalf("scoped count (-want +got):\n%s", diff)
 	}
-	before := f.snapshot(t)
+	before := testpg.Snapshot(t, f.admin)
 	for _, tool := range []string{ToolQuery, ToolExecute} {
 		for _, sql := range []string{
 			"SELECT set_config('warden.customer_id', '7', true), query_to_xml('SELECT * FROM orders WHERE customer_id = 7', false, false, '')",
@@ -236,7 +238,7 @@ func TestHardenedScopeCannotBeRewritten(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff(before, f.snapshot(t)); diff != "" {
+	if diff := cmp.Diff(before, testpg.Snapshot(t, f.admin)); diff != "" {
 		t.Errorf("database changed (-before +after):\n%s", diff)
 	}
 }

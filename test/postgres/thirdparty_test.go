@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/wardenmcp/warden/internal/testpg"
 )
 
 // thirdPartyServer finds Node 22 and @modelcontextprotocol/server-postgres
@@ -80,7 +82,7 @@ func TestThirdPartyServerBehindWarden(t *testing.T) {
 	// call to it is refused as unknown: closed, but not by the SQL rules.
 	listed := hasTool(t, cs, "db.query")
 
-	before := d.snapshot(t)
+	before := testpg.Snapshot(t, d.admin)
 	denied := 0
 	for _, tc := range c.all() {
 		switch {
@@ -97,7 +99,7 @@ func TestThirdPartyServerBehindWarden(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff(before, d.snapshot(t)); diff != "" {
+	if diff := cmp.Diff(before, testpg.Snapshot(t, d.admin)); diff != "" {
 		t.Errorf("the corpus changed the database through the third-party server (-before +after):\n%s", diff)
 	}
 	if got := w.deniedDecisions(t, "db.query"); got != denied {
