@@ -50,7 +50,7 @@ func TestCrashChildServe(t *testing.T) {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	err = serve(context.Background(), ln, rt.gateway, rt.cfg.ShutdownTimeout.D(), rt.logger.Info)
+	err = serve(context.Background(), ln, rt.gateway, rt.cfg.ShutdownTimeout, rt.logger.Info)
 	t.Fatalf("serve returned before the process was killed: %v", err)
 }
 

@@ -351,7 +351,7 @@ func driveDemoAgent(ctx context.Context, rt *runtime, shopTools []string) ([]dem
 	defer stopServing()
 	served := make(chan error, 1)
 	go func() {
-		err := serve(serveCtx, ln, rt.gateway, rt.cfg.ShutdownTimeout.D(), rt.logger.Info)
+		err := serve(serveCtx, ln, rt.gateway, rt.cfg.ShutdownTimeout, rt.logger.Info)
 		_ = ln.Close() // a gateway that failed to start leaves the agent nothing to wait for
 		served <- err
 	}()

@@ -110,7 +110,7 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 		}
 		log, err := audit.Open(db.Audit(), key, audit.Options{
 			CheckpointEvery:    cfg.Audit.CheckpointEvery,
-			CheckpointInterval: cfg.Audit.CheckpointInterval.D(),
+			CheckpointInterval: cfg.Audit.CheckpointInterval,
 			Logger:             rt.logger,
 		})
 		if err != nil {
@@ -157,7 +157,7 @@ func build(configPath string, logOut io.Writer, level slog.Level) (*runtime, err
 			return fail(fmt.Errorf("credential keys: %w", err))
 		}
 		rt.keys = keys
-		opts.Credentials, err = credential.NewMinter(keys, credential.MinterOptions{Issuer: cfg.Credentials.Issuer, Lifetime: cfg.Credentials.Lifetime.D()})
+		opts.Credentials, err = credential.NewMinter(keys, credential.MinterOptions{Issuer: cfg.Credentials.Issuer, Lifetime: cfg.Credentials.Lifetime})
 		if err != nil {
 			return fail(fmt.Errorf("credentials: %w", err))
 		}
@@ -199,7 +199,7 @@ func (rt *runtime) startConnectors() (map[string]*mcp.Server, error) {
 		}
 		rt.closers = append(rt.closers, func() error { pool.Close(); return nil })
 		cc := postgres.Config{
-			ReadRole: pc.ReadRole, WriteRole: pc.WriteRole, StatementTimeout: pc.StatementTimeout.D(),
+			ReadRole: pc.ReadRole, WriteRole: pc.WriteRole, StatementTimeout: pc.StatementTimeout,
 			MaxRows: pc.MaxRows, MaxResultBytes: pc.MaxResultBytes, Tools: pc.Tools,
 		}
 		if rt.keys != nil {
@@ -289,7 +289,7 @@ func (rt *runtime) rotateKeys(ctx context.Context) {
 	if rt.keys == nil {
 		return
 	}
-	t := time.NewTicker(rt.cfg.Credentials.RotateEvery.D())
+	t := time.NewTicker(rt.cfg.Credentials.RotateEvery)
 	defer t.Stop()
 	for {
 		select {

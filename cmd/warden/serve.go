@@ -50,7 +50,7 @@ flight up to shutdown_timeout to finish.`,
 				return err
 			}
 			defer stop()
-			return serve(cmd.Context(), ln, rt.gateway, rt.cfg.ShutdownTimeout.D(), rt.logger.Info)
+			return serve(cmd.Context(), ln, rt.gateway, rt.cfg.ShutdownTimeout, rt.logger.Info)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "configuration file (YAML)")

@@ -263,7 +263,7 @@ func startWarden(t *testing.T, configPath string) *wardenServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &wardenServer{rt: rt, base: "http://" + ln.Addr().String(), log: logs, cancel: cancel, served: make(chan error, 1)}
 	w.url = w.base + "/mcp"
-	go func() { w.served <- serve(ctx, ln, rt.gateway, rt.cfg.ShutdownTimeout.D(), rt.logger.Info) }()
+	go func() { w.served <- serve(ctx, ln, rt.gateway, rt.cfg.ShutdownTimeout, rt.logger.Info) }()
 	t.Cleanup(func() {
 		w.stop(t)
 		if t.Failed() {

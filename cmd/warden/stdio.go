@@ -39,7 +39,7 @@ With admin_listen set, the admin API (task grants, approvals) is served too.`,
 				return err
 			}
 			serveErr := rt.gateway.ServeStdio(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
-			sctx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout.D())
+			sctx, cancel := context.WithTimeout(context.Background(), rt.cfg.ShutdownTimeout)
 			defer cancel()
 			return errors.Join(serveErr, rt.gateway.Close(sctx))
 		},

@@ -42,9 +42,9 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// ShutdownTimeout bounds how long in-flight calls may take to finish
 	// after SIGINT/SIGTERM. Default 10s.
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// CallTimeout bounds one relayed request to an upstream. Default 60s.
-	CallTimeout Duration `yaml:"call_timeout"`
+	CallTimeout time.Duration `yaml:"call_timeout"`
 	// StateKeyFile holds the key that seals requestState tokens Warden
 	// issues. Created (mode 0600) when missing. Default: beside the config
 	// file, "warden-state.key".
@@ -110,7 +110,7 @@ type Audit struct {
 	CheckpointEvery int `yaml:"checkpoint_every"`
 	// CheckpointInterval is the longest time between checkpoints while
 	// records are written. 0 means one minute.
-	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // Pinning configures tool-definition pinning. It is on by default.
@@ -129,14 +129,14 @@ type Credentials struct {
 	// Issuer is the "iss" of every credential. Default "warden".
 	Issuer string `yaml:"issuer"`
 	// Lifetime of a credential. Default 30s; at most 5m.
-	Lifetime Duration `yaml:"lifetime"`
+	Lifetime time.Duration `yaml:"lifetime"`
 	// KeyDir holds the signing keys (created 0700 when missing). Default:
 	// the store file's name + ".keys".
 	KeyDir string `yaml:"key_dir"`
 	// RotateEvery is how often the signing key is replaced; the next key
 	// is published before it signs, and retired keys stay published until
 	// their credentials have expired. Default 24h.
-	RotateEvery Duration `yaml:"rotate_every"`
+	RotateEvery time.Duration `yaml:"rotate_every"`
 }
 
 // CatalogEntry is the operator's description of one tool.
@@ -196,7 +196,7 @@ type Upstream struct {
 	// names instead of "<name>.<tool>". At most one upstream may set it.
 	Unprefixed bool `yaml:"unprefixed"`
 	// ConnectTimeout bounds connecting and the first listing. Default 10s.
-	ConnectTimeout Duration `yaml:"connect_timeout"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // Postgres configures the built-in PostgreSQL connector: each call runs in
@@ -211,7 +211,7 @@ type Postgres struct {
 	// WriteRole runs execute. Default warden_writer.
 	WriteRole string `yaml:"write_role"`
 	// StatementTimeout bounds each statement. Default 5s.
-	StatementTimeout Duration `yaml:"statement_timeout"`
+	StatementTimeout time.Duration `yaml:"statement_timeout"`
 	// MaxRows bounds the rows a call returns. Default 1000.
 	MaxRows int `yaml:"max_rows"`
 	// MaxResultBytes bounds a result's size. Default 1 MiB.
@@ -220,29 +220,6 @@ type Postgres struct {
 	// list_tables, describe_table; execute must be named.
 	Tools []string `yaml:"tools"`
 }
-
-// Duration is a time.Duration written as "10s" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML parses a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	if v < 0 {
-		return fmt.Errorf("line %d: duration %q is negative", n.Line, s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// D returns the value as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // upstreamName is what an upstream may be called: it becomes a tool prefix.
 var upstreamName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
@@ -291,10 +268,10 @@ func (c *Config) setDefaults() {
 		c.Limits.MaxDepth = 64
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = Duration(10 * time.Second)
+		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.CallTimeout == 0 {
-		c.CallTimeout = Duration(60 * time.Second)
+		c.CallTimeout = 60 * time.Second
 	}
 	if c.StateKeyFile == "" {
 		c.StateKeyFile = "warden-state.key"
@@ -308,7 +285,7 @@ func (c *Config) setDefaults() {
 		c.Credentials.Issuer = "warden"
 	}
 	if c.Credentials.RotateEvery == 0 {
-		c.Credentials.RotateEvery = Duration(24 * time.Hour)
+		c.Credentials.RotateEvery = 24 * time.Hour
 	}
 	if c.Credentials.KeyDir == "" {
 		c.Credentials.KeyDir = c.Store + ".keys"
@@ -329,7 +306,7 @@ func (c *Config) setDefaults() {
 			continue
 		}
 		if u.ConnectTimeout == 0 {
-			u.ConnectTimeout = Duration(10 * time.Second)
+			u.ConnectTimeout = 10 * time.Second
 		}
 		if u.Dir != "" {
 			u.Dir = c.Resolve(u.Dir)
@@ -368,6 +345,16 @@ func (c *Config) validate() error {
 	if err := c.Identity.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	negative := func(name string, d time.Duration) {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s %s is negative", name, d))
+		}
+	}
+	negative("shutdown_timeout", c.ShutdownTimeout)
+	negative("call_timeout", c.CallTimeout)
+	negative("audit.checkpoint_interval", c.Audit.CheckpointInterval)
+	negative("credentials.lifetime", c.Credentials.Lifetime)
+	negative("credentials.rotate_every", c.Credentials.RotateEvery)
 	if c.StdioPrincipal != nil && c.StdioPrincipal.ID == "" {
 		errs = append(errs, errors.New("stdio_principal.id is required"))
 	}
@@ -402,6 +389,10 @@ func (c *Config) validate() error {
 			if env == "" {
 				errs = append(errs, fmt.Errorf("%s.headers_from_env.%s: names no environment variable", where, h))
 			}
+		}
+		negative(where+".connect_timeout", u.ConnectTimeout)
+		if u.Postgres != nil {
+			negative(where+".postgres.statement_timeout", u.Postgres.StatementTimeout)
 		}
 		if slices.Contains(u.AllowTools, "") {
 			errs = append(errs, fmt.Errorf("%s.allow_tools: empty tool name", where))

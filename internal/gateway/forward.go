@@ -191,7 +191,7 @@ func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do e
 // carries none of parent's values, and ends when parent does, when the
 // call timeout passes, or when the gateway stops waiting at shutdown.
 func (g *Gateway) detached(parent context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(g.life, g.cfg.CallTimeout.D())
+	ctx, cancel := context.WithTimeout(g.life, g.cfg.CallTimeout)
 	stop := context.AfterFunc(parent, cancel)
 	return ctx, func() {
 		stop()
@@ -225,7 +225,7 @@ func (g *Gateway) upstreamErr(up *upstream, err error) error {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return &UpstreamError{Message: fmt.Sprintf("upstream %s did not answer within %s", up.name, g.cfg.CallTimeout.D()), Cause: err}
+		return &UpstreamError{Message: fmt.Sprintf("upstream %s did not answer within %s", up.name, g.cfg.CallTimeout), Cause: err}
 	case errors.Is(err, mcp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return &UpstreamError{Message: fmt.Sprintf("upstream %s closed the connection during the call", up.name), Cause: err}
 	}

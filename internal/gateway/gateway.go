@@ -277,7 +277,7 @@ func (g *Gateway) list(ctx context.Context, up *upstream) (*listing, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, up.cfg.ConnectTimeout.D())
+	ctx, cancel := context.WithTimeout(ctx, up.cfg.ConnectTimeout)
 	defer cancel()
 	l := &listing{}
 	caps := &mcp.ServerCapabilities{}

@@ -152,7 +152,7 @@ func (u *upstream) connect(ctx context.Context, client *mcp.Client) (*mcp.Client
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, u.cfg.ConnectTimeout.D())
+	ctx, cancel := context.WithTimeout(ctx, u.cfg.ConnectTimeout)
 	defer cancel()
 	cs, err := client.Connect(ctx, t, nil)
 	if err != nil {

@@ -17,8 +17,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Authentication methods recorded in Principal.Method.
@@ -75,7 +73,7 @@ type JWTConfig struct {
 	JWKSFile string `yaml:"jwks_file"`
 	// ClockSkew is the leeway allowed on exp, nbf and iat. Default 60s;
 	// at most 10m.
-	ClockSkew Duration `yaml:"clock_skew"`
+	ClockSkew time.Duration `yaml:"clock_skew"`
 	// Algorithms are the accepted signature algorithms. Default RS256,
 	// ES256, EdDSA. HS* and none are never accepted.
 	Algorithms []string `yaml:"algorithms"`
@@ -89,23 +87,6 @@ type JWTConfig struct {
 	// ClearanceClaim names the claim that becomes Principal.Clearance.
 	// Empty: none.
 	ClearanceClaim string `yaml:"clearance_claim"`
-}
-
-// Duration is a time.Duration written as "60s" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML reads a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: duration must be a string like \"60s\": %w", n.Line, err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
 }
 
 // Defaults and bounds of the JWT settings.
@@ -166,8 +147,8 @@ func (j *JWTConfig) validate(resourceURL string) error {
 	case j.JWKSFile == "":
 		return errors.New("jwks_url or jwks_file is required")
 	}
-	if j.ClockSkew < 0 || time.Duration(j.ClockSkew) > maxClockSkew {
-		return fmt.Errorf("clock_skew %s is outside 0..%s", time.Duration(j.ClockSkew), maxClockSkew)
+	if j.ClockSkew < 0 || j.ClockSkew > maxClockSkew {
+		return fmt.Errorf("clock_skew %s is outside 0..%s", j.ClockSkew, maxClockSkew)
 	}
 	for _, alg := range j.Algorithms {
 		if strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS") {
@@ -216,7 +197,7 @@ func (c Config) withDefaults() Config {
 			j.Audience = c.ResourceURL
 		}
 		if j.ClockSkew == 0 {
-			j.ClockSkew = Duration(DefaultClockSkew)
+			j.ClockSkew = DefaultClockSkew
 		}
 		if len(j.Algorithms) == 0 {
 			j.Algorithms = slices.Clone(defaultAlgorithms)

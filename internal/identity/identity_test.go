@@ -328,8 +328,8 @@ func TestConfigValidate(t *testing.T) {
 		{"alg none", Config{JWT: &JWTConfig{Issuer: "i", Audience: "a", JWKSURL: "https://i/jwks", Algorithms: []string{"none"}}}, `"none" is not allowed`},
 		{"alg HS256", Config{JWT: &JWTConfig{Issuer: "i", Audience: "a", JWKSURL: "https://i/jwks", Algorithms: []string{"HS256"}}}, `"HS256" is not allowed`},
 		{"unknown alg", Config{JWT: &JWTConfig{Issuer: "i", Audience: "a", JWKSURL: "https://i/jwks", Algorithms: []string{"RS1"}}}, "not supported"},
-		{"negative skew", Config{JWT: &JWTConfig{Issuer: "i", Audience: "a", JWKSURL: "https://i/jwks", ClockSkew: Duration(-time.Second)}}, "clock_skew"},
-		{"huge skew", Config{JWT: &JWTConfig{Issuer: "i", Audience: "a", JWKSURL: "https://i/jwks", ClockSkew: Duration(time.Hour)}}, "clock_skew"},
+		{"negative skew", Config{JWT: &JWTConfig{Issuer: "i", Audience: "a", JWKSURL: "https://i/jwks", ClockSkew: -time.Second}}, "clock_skew"},
+		{"huge skew", Config{JWT: &JWTConfig{Issuer: "i", Audience: "a", JWKSURL: "https://i/jwks", ClockSkew: time.Hour}}, "clock_skew"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -372,7 +372,7 @@ resource_url: https://warden.test/mcp
 		APIKeys: []APIKey{{ID: "ci", Hash: HashAPIKey("k"),
 			Principal: Principal{ID: "ci-bot", Roles: []string{"deployer"}, Tenant: "acme", Clearance: "internal"}}},
 		JWT: &JWTConfig{Issuer: testIssuer, Audience: testAudience, JWKSURL: "https://issuer.test/jwks",
-			ClockSkew: Duration(30 * time.Second), Algorithms: []string{"ES256"}, RolesClaim: "groups"},
+			ClockSkew: 30 * time.Second, Algorithms: []string{"ES256"}, RolesClaim: "groups"},
 		Anonymous:   &Principal{ID: "guest"},
 		ResourceURL: testAudience,
 	}

@@ -75,7 +75,7 @@ func newJWTVerifier(cfg JWTConfig, opts Options) (*jwtVerifier, error) {
 			jwt.WithAudience(cfg.Audience),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
-			jwt.WithLeeway(time.Duration(cfg.ClockSkew)),
+			jwt.WithLeeway(cfg.ClockSkew),
 			jwt.WithTimeFunc(opts.Now),
 			jwt.WithStrictDecoding(),
 		),

@@ -174,7 +174,7 @@ func startConnector(t testing.TB, d *database, cfg *config.Config) *mcp.Server {
 	}
 	t.Cleanup(pool.Close)
 	cc := postgres.Config{
-		ReadRole: d.roles.ReadRole, WriteRole: d.roles.WriteRole, StatementTimeout: pc.StatementTimeout.D(),
+		ReadRole: d.roles.ReadRole, WriteRole: d.roles.WriteRole, StatementTimeout: pc.StatementTimeout,
 		MaxRows: pc.MaxRows, MaxResultBytes: pc.MaxResultBytes, Tools: pc.Tools,
 	}
 	if err := postgres.Preflight(ctx, pool, cc); err != nil {
