@@ -13,7 +13,7 @@ import (
 func BenchmarkMemoryPerSession(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
-			url := startWarden(b, serveMCP(b, echoServer(), false))
+			url := startWarden(b, serveUpstream(b))
 			for b.Loop() {
 				before := heapInUse()
 				for range n {

@@ -6,7 +6,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"syscall"
 	"testing"
@@ -14,25 +13,17 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/wardenmcp/warden/bench/upstream"
 	"github.com/wardenmcp/warden/internal/config"
 	"github.com/wardenmcp/warden/internal/gateway"
 	"github.com/wardenmcp/warden/internal/seal"
 )
 
-// echoServer is a minimal fast upstream: one tool that returns its input.
-func echoServer() *mcp.Server {
-	s := mcp.NewServer(&mcp.Implementation{Name: "echo", Version: "1"}, nil)
-	s.AddTool(&mcp.Tool{Name: "echo", InputSchema: map[string]any{"type": "object"}},
-		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(req.Params.Arguments)}}}, nil
-		})
-	return s
-}
-
-func serveMCP(b *testing.B, s *mcp.Server, stateless bool) string {
+// serveUpstream serves the benchmark's minimal upstream (bench/upstream,
+// the one warden bench loads) on loopback.
+func serveUpstream(b *testing.B) string {
 	b.Helper()
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{Stateless: stateless, JSONResponse: true})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(upstream.Handler(upstream.NewServer(), nil))
 	b.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -109,14 +100,11 @@ func runCalls(b *testing.B, cs *mcp.ClientSession, tool string) {
 // re-encode.
 func BenchmarkCall(b *testing.B) {
 	for _, rev := range []string{"2025-11-25", "2026-07-28"} {
-		stateless := rev >= "2026-07-28"
 		b.Run("direct/"+rev, func(b *testing.B) {
-			url := serveMCP(b, echoServer(), stateless)
-			runCalls(b, connect(b, url, rev), "echo")
+			runCalls(b, connect(b, serveUpstream(b), rev), upstream.ToolName)
 		})
 		b.Run("warden/"+rev, func(b *testing.B) {
-			url := serveMCP(b, echoServer(), stateless)
-			runCalls(b, connect(b, startWarden(b, url), rev), "shop.echo")
+			runCalls(b, connect(b, startWarden(b, serveUpstream(b)), rev), "shop."+upstream.ToolName)
 		})
 	}
 }
@@ -126,7 +114,7 @@ func BenchmarkCall(b *testing.B) {
 func BenchmarkCallManySessions(b *testing.B) {
 	for _, idle := range []int{0, 1000} {
 		b.Run(fmt.Sprintf("idle=%d", idle), func(b *testing.B) {
-			url := startWarden(b, serveMCP(b, echoServer(), false))
+			url := startWarden(b, serveUpstream(b))
 			for range idle {
 				connect(b, url, "2025-11-25")
 			}
