@@ -93,7 +93,7 @@ func runAuditVerify(ctx context.Context, out, errOut io.Writer, dbPath, keyPath 
 			return &exitError{exitUsage, err}
 		}
 	}
-	db, err := openAuditDB(dbPath, errOut)
+	db, err := openStore("audit", dbPath, errOut, false)
 	if err != nil {
 		return err
 	}
@@ -195,7 +195,7 @@ func newAuditQueryCmd(dbPath *string) *cobra.Command {
 				return &exitError{exitUsage, fmt.Errorf("--limit %d: must be 1 to %d", limit, audit.MaxQueryLimit)}
 			}
 			f.Limit, f.Newest = limit, true
-			db, err := openAuditDB(*dbPath, cmd.ErrOrStderr())
+			db, err := openStore("audit", *dbPath, cmd.ErrOrStderr(), false)
 			if err != nil {
 				return err
 			}
@@ -241,7 +241,7 @@ record as it is written, until interrupted.
 			if last < 0 || interval <= 0 {
 				return &exitError{exitUsage, errors.New("-n must not be negative and --interval must be positive")}
 			}
-			db, err := openAuditDB(*dbPath, cmd.ErrOrStderr())
+			db, err := openStore("audit", *dbPath, cmd.ErrOrStderr(), false)
 			if err != nil {
 				return err
 			}
@@ -282,7 +282,7 @@ record per line: the exact bytes each record's hash covers, plus "hash".
 			if format != string(audit.FormatJSONL) {
 				return &exitError{exitUsage, fmt.Errorf("--format %q: export writes jsonl only", format)}
 			}
-			db, err := openAuditDB(*dbPath, cmd.ErrOrStderr())
+			db, err := openStore("audit", *dbPath, cmd.ErrOrStderr(), false)
 			if err != nil {
 				return err
 			}
@@ -298,13 +298,18 @@ record per line: the exact bytes each record's hash covers, plus "hash".
 	return cmd
 }
 
-// openAuditDB opens the database read-only; a missing file is a usage error
-// rather than a new empty log.
-func openAuditDB(path string, errOut io.Writer) (*sqlite.DB, error) {
+// openStore opens an existing database file, read-only unless write; what
+// names it in errors (audit, tools). A missing file is a usage error, not a
+// new empty store.
+func openStore(what, path string, errOut io.Writer, write bool) (*sqlite.DB, error) {
 	if _, err := os.Stat(path); err != nil {
-		return nil, &exitError{exitUsage, fmt.Errorf("audit database: %w", err)}
+		return nil, &exitError{exitUsage, fmt.Errorf("%s database: %w", what, err)}
 	}
-	db, err := sqlite.OpenReadOnly(path, slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	open := sqlite.OpenReadOnly
+	if write {
+		open = sqlite.Open
+	}
+	db, err := open(path, slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return nil, &exitError{exitUsage, err}
 	}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -134,30 +132,13 @@ separators or folding homoglyphs; one edit apart across upstreams).
 	return cmd
 }
 
-// openToolsDB opens an existing database file; read-only unless write.
-func openToolsDB(path string, errOut io.Writer, write bool) (*sqlite.DB, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, &exitError{exitUsage, fmt.Errorf("tools database: %w", err)}
-	}
-	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	open := sqlite.OpenReadOnly
-	if write {
-		open = sqlite.Open
-	}
-	db, err := open(path, logger)
-	if err != nil {
-		return nil, &exitError{exitUsage, err}
-	}
-	return db, nil
-}
-
 // runToolsList is `warden tools list`.
 func runToolsList(ctx context.Context, out, errOut io.Writer, dbPath, format string) error {
 	f, err := pin.ParseFormat(format)
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
-	db, err := openToolsDB(dbPath, errOut, false)
+	db, err := openStore("tools", dbPath, errOut, false)
 	if err != nil {
 		return err
 	}
@@ -173,7 +154,7 @@ func runToolsDiff(ctx context.Context, out, errOut io.Writer, dbPath, ref string
 	if _, _, err := pin.ParseRef(ref); err != nil {
 		return &exitError{exitUsage, err}
 	}
-	db, err := openToolsDB(dbPath, errOut, false)
+	db, err := openStore("tools", dbPath, errOut, false)
 	if err != nil {
 		return err
 	}
@@ -194,7 +175,7 @@ func runToolsApprove(ctx context.Context, out, errOut io.Writer, dbPath, ref, di
 	if _, _, err := pin.ParseRef(ref); err != nil {
 		return pin.Approval{}, &exitError{exitUsage, err}
 	}
-	db, err := openToolsDB(dbPath, errOut, true)
+	db, err := openStore("tools", dbPath, errOut, true)
 	if err != nil {
 		return pin.Approval{}, err
 	}
@@ -246,7 +227,7 @@ func runToolsScan(ctx context.Context, out, errOut io.Writer, dbPath, format str
 	if err != nil {
 		return &exitError{exitUsage, err}
 	}
-	db, err := openToolsDB(dbPath, errOut, false)
+	db, err := openStore("tools", dbPath, errOut, false)
 	if err != nil {
 		return err
 	}
