@@ -59,7 +59,7 @@ type Config struct {
 }
 
 // identifierPattern is what the connector accepts as a role, schema or table
-// name: lower-case unquoted PostgreSQL identifiers.
+// name, or a scope key: lower-case unquoted PostgreSQL identifiers.
 var identifierPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // WithDefaults returns c with its zero fields set to their defaults.

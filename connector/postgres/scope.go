@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,8 +25,6 @@ const (
 	maxScopeKeys       = 32
 	maxScopeValueBytes = 1024
 )
-
-var scopeKeyPattern = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // scopeSetting is one transaction-local setting derived from the scope.
 type scopeSetting struct {
@@ -52,7 +49,7 @@ func scopeSettings(meta map[string]any) ([]scopeSetting, error) {
 	}
 	settings := make([]scopeSetting, 0, len(obj))
 	for _, key := range slices.Sorted(maps.Keys(obj)) {
-		if !scopeKeyPattern.MatchString(key) {
+		if !identifierPattern.MatchString(key) {
 			return nil, fmt.Errorf("scope key %q: want [a-z_][a-z0-9_]*, at most 63 characters", key)
 		}
 		value, err := scopeValue(obj[key])
