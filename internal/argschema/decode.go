@@ -15,9 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/wardenmcp/warden/internal/jsonstr"
 )
 
 // DefaultMaxDepth bounds the nesting of arrays and objects when DecodeStrict
@@ -174,7 +174,7 @@ func (d *decoder) object(depth int) (any, error) {
 		if folded == nil {
 			folded = make(map[string]struct{})
 		}
-		fk := foldKey(key)
+		fk := jsonstr.FoldKey(key)
 		if _, dup := folded[fk]; dup {
 			return nil, &DecodeError{Offset: keyAt, Msg: fmt.Sprintf("key %s differs from another key only by case", quoteShort(key))}
 		}
@@ -238,105 +238,47 @@ func (d *decoder) array(depth int) (any, error) {
 }
 
 func (d *decoder) str() (string, error) {
-	d.pos++ // opening quote
-	start := d.pos
-	// Fast path: no escapes.
-	for d.pos < len(d.data) {
-		c := d.data[d.pos]
-		if c == '"' {
-			s := string(d.data[start:d.pos])
-			d.pos++
-			return s, nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
-			return "", d.errorf("control character in a string")
-		}
-		d.pos++
+	start := d.pos + 1
+	// Lone surrogates are refused: decoders disagree on them.
+	end, escaped, fault, at := jsonstr.ScanStrict(d.data, d.pos)
+	if fault != jsonstr.None {
+		return "", d.stringFault(fault, at)
 	}
-	buf := append([]byte(nil), d.data[start:d.pos]...)
-	for d.pos < len(d.data) {
-		c := d.data[d.pos]
-		switch {
-		case c == '"':
-			d.pos++
-			return string(buf), nil
-		case c < 0x20:
-			return "", d.errorf("control character in a string")
-		case c != '\\':
-			buf = append(buf, c)
-			d.pos++
-			continue
-		}
-		if d.pos+1 >= len(d.data) {
-			break
-		}
-		esc := d.data[d.pos+1]
-		d.pos += 2
-		switch esc {
-		case '"', '\\', '/':
-			buf = append(buf, esc)
-		case 'b':
-			buf = append(buf, '\b')
-		case 'f':
-			buf = append(buf, '\f')
-		case 'n':
-			buf = append(buf, '\n')
-		case 'r':
-			buf = append(buf, '\r')
-		case 't':
-			buf = append(buf, '\t')
-		case 'u':
-			r, err := d.unicodeEscape()
-			if err != nil {
-				return "", err
-			}
-			buf = utf8.AppendRune(buf, r)
-		default:
-			d.pos -= 2
-			return "", d.errorf("invalid escape")
-		}
+	d.pos = end
+	body := d.data[start : end-1]
+	if !escaped {
+		return string(body), nil
 	}
-	return "", d.errorf("unterminated string")
+	// Unescaping never lengthens a string.
+	return string(jsonstr.AppendUnescaped(make([]byte, 0, len(body)), body)), nil
 }
 
-// unicodeEscape reads the hex digits after `\u` (and a following low
-// surrogate escape). Lone surrogates are rejected: decoders disagree on them.
-func (d *decoder) unicodeEscape() (rune, error) {
-	r1, ok := d.hex4()
-	if !ok {
-		return 0, d.errorf("invalid \\u escape")
+// stringFault words a fault ScanStrict found, at the offset where reading
+// the string from left to right meets it.
+func (d *decoder) stringFault(fault jsonstr.Fault, at int) error {
+	var msg string
+	switch fault {
+	case jsonstr.Control:
+		msg = "control character in a string"
+	case jsonstr.Escape:
+		at-- // the backslash
+		msg = "invalid escape"
+		if at+1 == len(d.data) {
+			msg = "unterminated string"
+		}
+	case jsonstr.Hex:
+		for d.data[at-1] != 'u' {
+			at-- // back to the first of the four digits
+		}
+		msg = "invalid \\u escape"
+	case jsonstr.LoneSurrogate:
+		msg = "lone surrogate in \\u escape"
+	case jsonstr.UTF8:
+		msg = "invalid UTF-8"
+	default: // End
+		msg = "unterminated string"
 	}
-	if !utf16.IsSurrogate(r1) {
-		return r1, nil
-	}
-	if r1 >= 0xDC00 || d.pos+1 >= len(d.data) || d.data[d.pos] != '\\' || d.data[d.pos+1] != 'u' {
-		return 0, d.errorf("lone surrogate in \\u escape")
-	}
-	d.pos += 2
-	r2, ok := d.hex4()
-	if !ok {
-		return 0, d.errorf("invalid \\u escape")
-	}
-	r := utf16.DecodeRune(r1, r2)
-	if r == unicode.ReplacementChar {
-		return 0, d.errorf("lone surrogate in \\u escape")
-	}
-	return r, nil
-}
-
-func (d *decoder) hex4() (rune, bool) {
-	if d.pos+4 > len(d.data) {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(string(d.data[d.pos:d.pos+4]), 16, 32)
-	if err != nil {
-		return 0, false
-	}
-	d.pos += 4
-	return rune(v), true
+	return &DecodeError{Offset: at, Msg: msg}
 }
 
 func (d *decoder) number() (any, error) {
@@ -399,47 +341,6 @@ func (d *decoder) number() (any, error) {
 		return nil, &DecodeError{Offset: start, Msg: "number too small to represent"}
 	}
 	return json.Number(lit), nil
-}
-
-// foldKey maps each rune to the smallest rune of its case-folding orbit, so
-// keys equal under Unicode simple folding ("K", "k", KELVIN SIGN) collide.
-func foldKey(s string) string {
-	// Fast path: in ASCII the smallest rune of a letter's orbit is its upper
-	// case (also for k and s, whose orbits hold KELVIN SIGN and LONG S).
-	ascii, lower := true, false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-		if c >= 'a' && c <= 'z' {
-			lower = true
-		}
-	}
-	if ascii {
-		if !lower {
-			return s
-		}
-		b := []byte(s)
-		for i, c := range b {
-			if c >= 'a' && c <= 'z' {
-				b[i] = c - 'a' + 'A'
-			}
-		}
-		return string(b)
-	}
-	b := make([]byte, 0, len(s))
-	for _, r := range s {
-		low := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			if f < low {
-				low = f
-			}
-		}
-		b = utf8.AppendRune(b, low)
-	}
-	return string(b)
 }
 
 // quoteShort quotes s for an error message, cut to a length that names a key

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/wardenmcp/warden/internal/jsonstr"
 	"github.com/wardenmcp/warden/internal/mask/detect"
 )
 
@@ -50,16 +49,12 @@ func (m *Masker) textFallback(raw []byte) ([]byte, Report, error) {
 	return out, st.finish(), st.err
 }
 
-var errDepth = errors.New("nesting too deep")
-
-type syntaxError struct {
-	off int
-	msg string
-}
-
-func (e *syntaxError) Error() string {
-	return fmt.Sprintf("invalid JSON at offset %d: %s", e.off, e.msg)
-}
+// The walk stops at the first of these; every caller then masks the input
+// as text, so why it stopped is not kept.
+var (
+	errSyntax = errors.New("invalid JSON")
+	errDepth  = errors.New("nesting too deep")
+)
 
 // walker validates and masks one JSON document in a single pass. Output is
 // built lazily: until a value changes, nothing is copied.
@@ -144,7 +139,7 @@ func (w *walker) run() error {
 		return err
 	}
 	if i = skipWS(w.src, i); i != len(w.src) {
-		return &syntaxError{i, "data after the value"}
+		return errSyntax
 	}
 	return nil
 }
@@ -208,7 +203,7 @@ func skipWS(b []byte, i int) int {
 func (w *walker) value(i int, key []byte, forced string, depth int) (int, error) {
 	src := w.src
 	if i >= len(src) {
-		return 0, &syntaxError{i, "unexpected end"}
+		return 0, errSyntax
 	}
 	if forced == "" && len(w.m.rules) > 0 && len(w.path) > 0 {
 		forced = w.ruleClass()
@@ -229,12 +224,12 @@ func (w *walker) value(i int, key []byte, forced string, depth int) (int, error)
 	case c == '-' || (c >= '0' && c <= '9'):
 		return w.number(i, key, forced)
 	}
-	return 0, &syntaxError{i, fmt.Sprintf("unexpected %q", src[i])}
+	return 0, errSyntax
 }
 
 func literal(src []byte, i int, lit string) (int, error) {
 	if len(src)-i < len(lit) || string(src[i:i+len(lit)]) != lit {
-		return 0, &syntaxError{i, "bad literal"}
+		return 0, errSyntax
 	}
 	return i + len(lit), nil
 }
@@ -251,20 +246,20 @@ func (w *walker) object(i int, forced string, depth int) (int, error) {
 	var masked [][]byte // keys masked in this object
 	for {
 		if i >= len(src) || src[i] != '"' {
-			return 0, &syntaxError{i, "want a key"}
+			return 0, errSyntax
 		}
-		ke, esc, err := scanString(src, i)
-		if err != nil {
-			return 0, err
+		ke, esc, fault, _ := jsonstr.Scan(src, i)
+		if fault != jsonstr.None {
+			return 0, errSyntax
 		}
 		key := src[i+1 : ke-1]
 		if esc {
-			key = decodeString(nil, key)
+			key = jsonstr.AppendUnescaped(nil, key)
 		}
 		shown := w.maskKey(i, ke, key, &masked)
 		i = skipWS(src, ke)
 		if i >= len(src) || src[i] != ':' {
-			return 0, &syntaxError{i, "want ':'"}
+			return 0, errSyntax
 		}
 		i = skipWS(src, i+1)
 		w.path = append(w.path, pathSeg{key: key, shown: shown, isKey: true})
@@ -272,6 +267,7 @@ func (w *walker) object(i int, forced string, depth int) (int, error) {
 		if w.mcp && len(w.path) == 1 && string(key) == "structuredContent" {
 			w.relBase = 1
 		}
+		var err error
 		i, err = w.value(i, key, forced, depth)
 		w.relBase = rel
 		w.path = w.path[:len(w.path)-1]
@@ -280,7 +276,7 @@ func (w *walker) object(i int, forced string, depth int) (int, error) {
 		}
 		i = skipWS(src, i)
 		if i >= len(src) {
-			return 0, &syntaxError{i, "unclosed object"}
+			return 0, errSyntax
 		}
 		switch src[i] {
 		case ',':
@@ -288,7 +284,7 @@ func (w *walker) object(i int, forced string, depth int) (int, error) {
 		case '}':
 			return i + 1, nil
 		default:
-			return 0, &syntaxError{i, "want ',' or '}'"}
+			return 0, errSyntax
 		}
 	}
 }
@@ -338,7 +334,7 @@ func (w *walker) array(i int, forced string, depth int) (int, error) {
 		}
 		i = skipWS(src, i)
 		if i >= len(src) {
-			return 0, &syntaxError{i, "unclosed array"}
+			return 0, errSyntax
 		}
 		switch src[i] {
 		case ',':
@@ -346,20 +342,20 @@ func (w *walker) array(i int, forced string, depth int) (int, error) {
 		case ']':
 			return i + 1, nil
 		default:
-			return 0, &syntaxError{i, "want ',' or ']'"}
+			return 0, errSyntax
 		}
 	}
 }
 
 func (w *walker) stringValue(i int, key []byte, forced string, depth int) (int, error) {
 	src := w.src
-	e, esc, err := scanString(src, i)
-	if err != nil {
-		return 0, err
+	e, esc, fault, _ := jsonstr.Scan(src, i)
+	if fault != jsonstr.None {
+		return 0, errSyntax
 	}
 	content := src[i+1 : e-1]
 	if esc {
-		w.scratch = decodeString(slices.Grow(w.scratch[:0], len(content)), content)
+		w.scratch = jsonstr.AppendUnescaped(slices.Grow(w.scratch[:0], len(content)), content)
 		content = w.scratch
 	}
 	if len(content) == 0 {
@@ -460,7 +456,7 @@ func (w *walker) number(i int, key []byte, forced string) (int, error) {
 		j++
 	}
 	if j == ds || (src[ds] == '0' && j-ds > 1) {
-		return 0, &syntaxError{i, "bad number"}
+		return 0, errSyntax
 	}
 	integer := true
 	if j < len(src) && src[j] == '.' {
@@ -471,7 +467,7 @@ func (w *walker) number(i int, key []byte, forced string) (int, error) {
 			j++
 		}
 		if j == f {
-			return 0, &syntaxError{i, "bad fraction"}
+			return 0, errSyntax
 		}
 	}
 	if j < len(src) && (src[j] == 'e' || src[j] == 'E') {
@@ -485,7 +481,7 @@ func (w *walker) number(i int, key []byte, forced string) (int, error) {
 			j++
 		}
 		if j == x {
-			return 0, &syntaxError{i, "bad exponent"}
+			return 0, errSyntax
 		}
 	}
 	text := src[i:j]
@@ -501,126 +497,6 @@ func (w *walker) number(i int, key []byte, forced string) (int, error) {
 		w.addPath()
 	}
 	return j, nil
-}
-
-// scanString validates the string starting at the quote at i and returns
-// the index after its closing quote and whether it has escapes.
-func scanString(src []byte, i int) (int, bool, error) {
-	esc := false
-	var high byte
-	j := i + 1
-	// Fast path: a run of plain ASCII up to the closing quote.
-	if q := bytes.IndexByte(src[j:], '"'); q >= 0 && safeRun(src[j:j+q]) == q {
-		return j + q + 1, false, nil
-	}
-	for j < len(src) {
-		j += safeRun(src[j:])
-		if j >= len(src) {
-			break
-		}
-		c := src[j]
-		switch {
-		case c == '"':
-			if high >= 0x80 && !utf8.Valid(src[i+1:j]) {
-				return 0, false, &syntaxError{i, "invalid UTF-8 in string"}
-			}
-			return j + 1, esc, nil
-		case c == '\\':
-			esc = true
-			if j+1 >= len(src) {
-				return 0, false, &syntaxError{j, "unfinished escape"}
-			}
-			switch src[j+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				j += 2
-			case 'u':
-				if j+6 > len(src) || !isHex4(src[j+2:j+6]) {
-					return 0, false, &syntaxError{j, "bad \\u escape"}
-				}
-				j += 6
-			default:
-				return 0, false, &syntaxError{j, "bad escape"}
-			}
-		case c < 0x20:
-			return 0, false, &syntaxError{j, "control character in string"}
-		default:
-			high |= c
-			j++
-		}
-	}
-	return 0, false, &syntaxError{i, "unclosed string"}
-}
-
-func isHex4(b []byte) bool {
-	for _, c := range b {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-func hexVal(b []byte) rune {
-	var r rune
-	for _, c := range b {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		default:
-			r |= rune(c - 'A' + 10)
-		}
-	}
-	return r
-}
-
-// decodeString appends the unescaped form of a validated string body.
-// Lone surrogates become U+FFFD, as in encoding/json.
-func decodeString(dst, raw []byte) []byte {
-	for i := 0; i < len(raw); {
-		if raw[i] != '\\' {
-			k := bytes.IndexByte(raw[i:], '\\')
-			if k < 0 {
-				return append(dst, raw[i:]...)
-			}
-			dst = append(dst, raw[i:i+k]...)
-			i += k
-			continue
-		}
-		switch raw[i+1] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hexVal(raw[i+2 : i+6])
-			i += 6
-			if utf16.IsSurrogate(r) {
-				if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-					if r2 := utf16.DecodeRune(r, hexVal(raw[i+2:i+6])); r2 != utf8.RuneError {
-						dst = utf8.AppendRune(dst, r2)
-						i += 6
-						continue
-					}
-				}
-				r = utf8.RuneError
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // " \ /
-			dst = append(dst, raw[i+1])
-		}
-		i += 2
-	}
-	return dst
 }
 
 const hexDigits = "0123456789abcdef"

@@ -9,9 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/wardenmcp/warden/internal/jsonstr"
 )
 
 // Kinds of malformed message. Check wraps one of these.
@@ -59,7 +59,7 @@ func CheckMethod(data []byte, maxDepth int) (method []byte, err error) {
 	}
 	method = data[c.methodStart:c.methodEnd]
 	if bytes.IndexByte(method, '\\') >= 0 {
-		method = appendUnescaped(nil, method)
+		method = jsonstr.AppendUnescaped(nil, method)
 	}
 	return method, nil
 }
@@ -122,8 +122,11 @@ func (c *checker) value(i, level int) (int, error) {
 	}
 	switch b := d[i]; {
 	case b == '"':
-		end, _, err := c.str(i)
-		return end, err
+		end, _, fault, at := jsonstr.Scan(d, i)
+		if fault != jsonstr.None {
+			return at, c.stringFault(fault, at)
+		}
+		return end, nil
 	case b == '{':
 		return c.object(i, level)
 	case b == '[':
@@ -167,21 +170,21 @@ func (c *checker) object(i, level int) (int, error) {
 		if d[i] != '"' {
 			return i, c.unexpected(i, "looking for an object key")
 		}
-		end, escaped, err := c.str(i)
-		if err != nil {
-			return end, err
+		end, escaped, fault, at := jsonstr.Scan(d, i)
+		if fault != jsonstr.None {
+			return at, c.stringFault(fault, at)
 		}
 		span := keySpan{start: i + 1, end: end - 1}
 		if escaped {
 			start := len(unescaped)
-			unescaped = appendUnescaped(unescaped, d[span.start:span.end])
+			unescaped = jsonstr.AppendUnescaped(unescaped, d[span.start:span.end])
 			span = keySpan{start: start, end: len(unescaped), unescaped: true}
 		}
 		key := c.keyBytes(span, unescaped)
 		if set == nil && len(spans) == maxLinearKeys {
 			set = make(map[string]struct{}, 2*maxLinearKeys)
 			for _, s := range spans {
-				set[foldKey(c.keyBytes(s, unescaped))] = struct{}{}
+				set[jsonstr.FoldKey(string(c.keyBytes(s, unescaped)))] = struct{}{}
 			}
 		}
 		if set == nil {
@@ -192,7 +195,7 @@ func (c *checker) object(i, level int) (int, error) {
 			}
 			spans = append(spans, span)
 		} else {
-			folded := foldKey(key)
+			folded := jsonstr.FoldKey(string(key))
 			if _, dup := set[folded]; dup {
 				return i, duplicate(key)
 			}
@@ -209,6 +212,7 @@ func (c *checker) object(i, level int) (int, error) {
 			return i, c.unexpected(i, "after an object key")
 		}
 		start := skipSpace(d, i+1)
+		var err error
 		if i, err = c.value(start, level+1); err != nil {
 			return i, err
 		}
@@ -270,52 +274,19 @@ func (c *checker) array(i, level int) (int, error) {
 	}
 }
 
-// str checks the string that starts at i (at the opening quote) and returns
-// the offset after its closing quote and whether it contains escapes.
-func (c *checker) str(i int) (end int, escaped bool, err error) {
-	d := c.data
-	for j := i + 1; ; {
-		// Plain ASCII is the common case; stay in this loop for it.
-		for j < len(d) && d[j] >= 0x20 && d[j] < utf8.RuneSelf && d[j] != '"' && d[j] != '\\' {
-			j++
-		}
-		if j >= len(d) {
-			return j, escaped, errEnd
-		}
-		switch b := d[j]; {
-		case b == '"':
-			return j + 1, escaped, nil
-		case b == '\\':
-			escaped = true
-			if j+1 >= len(d) {
-				return j, escaped, errEnd
-			}
-			switch d[j+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				j += 2
-			case 'u':
-				for k := j + 2; k < j+6; k++ {
-					if k >= len(d) {
-						return k, escaped, errEnd
-					}
-					if !isHex(d[k]) {
-						return k, escaped, c.unexpected(k, "in a \\u escape")
-					}
-				}
-				j += 6
-			default:
-				return j + 1, escaped, c.unexpected(j+1, "in a string escape")
-			}
-		case b < 0x20:
-			return j, escaped, c.unexpected(j, "in a string (control characters must be escaped)")
-		default:
-			r, size := utf8.DecodeRune(d[j:])
-			if r == utf8.RuneError && size == 1 {
-				return j, escaped, ErrInvalidUTF8
-			}
-			j += size
-		}
+// stringFault returns the error for a fault jsonstr.Scan found at offset at.
+func (c *checker) stringFault(fault jsonstr.Fault, at int) error {
+	switch {
+	case at == len(c.data): // the message ends inside the string
+		return errEnd
+	case fault == jsonstr.UTF8:
+		return ErrInvalidUTF8
+	case fault == jsonstr.Control:
+		return c.unexpected(at, "in a string (control characters must be escaped)")
+	case fault == jsonstr.Escape:
+		return c.unexpected(at, "in a string escape")
 	}
+	return c.unexpected(at, "in a \\u escape")
 }
 
 // number checks the number that starts at i, by the grammar of RFC 8259:
@@ -407,101 +378,6 @@ func skipDigits(d []byte, i int) int {
 }
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }
-
-func isHex(b byte) bool {
-	return '0' <= b && b <= '9' || 'a' <= b && b <= 'f' || 'A' <= b && b <= 'F'
-}
-
-// appendUnescaped appends the content of a string that str accepted, with
-// its escapes decoded the way encoding/json decodes them: a surrogate pair
-// becomes one rune and a lone surrogate becomes U+FFFD.
-func appendUnescaped(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
-		if s[i] != '\\' {
-			dst = append(dst, s[i])
-			i++
-			continue
-		}
-		switch s[i+1] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r := hex4(s[i+2 : i+6])
-			i += 6
-			if utf16.IsSurrogate(r) {
-				decoded := unicode.ReplacementChar
-				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					if pair := utf16.DecodeRune(r, hex4(s[i+2:i+6])); pair != unicode.ReplacementChar {
-						decoded = pair
-						i += 6
-					}
-				}
-				r = decoded
-			}
-			dst = utf8.AppendRune(dst, r)
-			continue
-		default: // '"', '\\', '/'
-			dst = append(dst, s[i+1])
-		}
-		i += 2
-	}
-	return dst
-}
-
-// hex4 decodes four hex digits that str accepted.
-func hex4(h []byte) rune {
-	var r rune
-	for _, b := range h[:4] {
-		switch {
-		case b <= '9':
-			b -= '0'
-		case b <= 'F':
-			b -= 'A' - 10
-		default:
-			b -= 'a' - 10
-		}
-		r = r<<4 | rune(b)
-	}
-	return r
-}
-
-// foldKey returns the canonical form of key under Unicode simple case
-// folding: foldKey(a) == foldKey(b) exactly when bytes.EqualFold(a, b).
-// Each rune becomes the smallest rune of its folding orbit.
-func foldKey(key []byte) string {
-	out := make([]byte, 0, len(key))
-	for i := 0; i < len(key); {
-		if b := key[i]; b < utf8.RuneSelf {
-			if 'a' <= b && b <= 'z' {
-				b -= 'a' - 'A'
-			}
-			out = append(out, b)
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRune(key[i:])
-		out = utf8.AppendRune(out, foldRune(r))
-		i += size
-	}
-	return string(out)
-}
-
-// foldRune returns the smallest rune that folds to the same as r.
-func foldRune(r rune) rune {
-	smallest := r
-	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-		smallest = min(smallest, f)
-	}
-	return smallest
-}
 
 func truncate(s string) string {
 	const limit = 40

@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -315,41 +314,6 @@ func TestCheckDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: Check allocates %v times per call, want 0", name, n)
 		}
 	}
-}
-
-// TestFoldKeyMatchesEqualFold pins, over every rune, that the folded keys
-// the many-keys path compares agree with bytes.EqualFold, which the
-// pairwise path uses.
-func TestFoldKeyMatchesEqualFold(t *testing.T) {
-	for r := rune(0); r <= unicode.MaxRune; r++ {
-		if !utf8.ValidRune(r) {
-			continue
-		}
-		s := string(r)
-		f := foldKey([]byte(s))
-		for o := unicode.SimpleFold(r); o != r; o = unicode.SimpleFold(o) {
-			if g := foldKey([]byte(string(o))); g != f {
-				t.Fatalf("foldKey(%q) = %q but foldKey(%q) = %q", s, f, string(o), g)
-			}
-		}
-		if fr, _ := utf8.DecodeRuneInString(f); !strings.EqualFold(s, f) || fr > r {
-			t.Fatalf("foldKey(%q) = %q, want the smallest rune of the same fold", s, f)
-		}
-	}
-}
-
-func FuzzFoldKey(f *testing.F) {
-	for _, p := range [][2]string{{"a", "A"}, {"k", "K"}, {"ǅ", "ǆ"}, {"İ", "i"}, {"ss", "ß"}, {"Σς", "σΣ"}} {
-		f.Add(p[0], p[1])
-	}
-	f.Fuzz(func(t *testing.T, a, b string) {
-		if !utf8.ValidString(a) || !utf8.ValidString(b) {
-			return
-		}
-		if got, want := foldKey([]byte(a)) == foldKey([]byte(b)), strings.EqualFold(a, b); got != want {
-			t.Fatalf("foldKey(%q) == foldKey(%q) is %v, EqualFold is %v", a, b, got, want)
-		}
-	})
 }
 
 // referenceCheck is the earlier implementation of Check, built on
