@@ -54,10 +54,11 @@ var (
 )
 
 // Binding is what an approval is bound to: the exact call. An approval
-// never covers another principal, task, tool, argument set or policy
-// version.
+// never covers another principal (or another caller of the same id), task,
+// tool, argument set or policy version.
 type Binding struct {
 	Principal     string `json:"principal"`
+	Owner         string `json:"owner,omitempty"`
 	Task          string `json:"task,omitempty"`
 	Tool          string `json:"tool"`
 	ArgsDigest    string `json:"args_digest"`
@@ -68,6 +69,9 @@ type Binding struct {
 type Request struct {
 	ID        string `json:"id"`
 	Principal string `json:"principal"`
+	// Owner is the caller's full identity (authentication method, tenant
+	// and id) when the gateway gave it; part of the binding.
+	Owner string `json:"owner,omitempty"`
 	// Task is the task grant id; "" for a call outside any task.
 	Task     string `json:"task,omitempty"`
 	Tool     string `json:"tool"`
@@ -94,7 +98,7 @@ type Request struct {
 
 // Binding returns the call the request is bound to.
 func (r Request) Binding() Binding {
-	return Binding{Principal: r.Principal, Task: r.Task, Tool: r.Tool, ArgsDigest: r.ArgsDigest, PolicyVersion: r.PolicyVersion}
+	return Binding{Principal: r.Principal, Owner: r.Owner, Task: r.Task, Tool: r.Tool, ArgsDigest: r.ArgsDigest, PolicyVersion: r.PolicyVersion}
 }
 
 // At returns r as it stands at now: a pending request past its expiry
@@ -133,7 +137,7 @@ func Check(r Request) error {
 	case len(r.Comment) > MaxComment:
 		return fmt.Errorf("%w: comment over %d bytes", ErrInvalid, MaxComment)
 	}
-	for _, s := range []string{r.ID, r.Principal, r.Task, r.Tool, r.Upstream, r.ArgsDigest, r.PolicyVersion, r.Reason, r.DecidedBy} {
+	for _, s := range []string{r.ID, r.Principal, r.Owner, r.Task, r.Tool, r.Upstream, r.ArgsDigest, r.PolicyVersion, r.Reason, r.DecidedBy} {
 		if len(s) > MaxField {
 			return fmt.Errorf("%w: a field is over %d bytes", ErrInvalid, MaxField)
 		}

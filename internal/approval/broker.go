@@ -17,9 +17,12 @@ import (
 // approvers see.
 type Call struct {
 	Principal string
-	Task      string
-	Tool      string
-	Upstream  string
+	// Owner tells apart callers that share a principal id (an API key and a
+	// token subject both named alice): the gateway's owner key.
+	Owner    string
+	Task     string
+	Tool     string
+	Upstream string
 	// Args are the arguments as approvers and rules see them, already
 	// redacted of secrets. The binding is ArgsDigest, the digest of the
 	// arguments the gateway will forward.
@@ -33,7 +36,7 @@ type Call struct {
 }
 
 func (c Call) binding() Binding {
-	return Binding{Principal: c.Principal, Task: c.Task, Tool: c.Tool, ArgsDigest: c.ArgsDigest, PolicyVersion: c.PolicyVersion}
+	return Binding{Principal: c.Principal, Owner: c.Owner, Task: c.Task, Tool: c.Tool, ArgsDigest: c.ArgsDigest, PolicyVersion: c.PolicyVersion}
 }
 
 // BrokerOptions are what a Broker needs besides its store.
@@ -127,7 +130,7 @@ func (b *Broker) Escalate(ctx context.Context, c Call) (Request, error) {
 		return Request{}, fmt.Errorf("escalate %s: %w", c.Tool, err)
 	}
 	r := Request{
-		ID: id, Principal: c.Principal, Task: c.Task, Tool: c.Tool, Upstream: c.Upstream,
+		ID: id, Principal: c.Principal, Owner: c.Owner, Task: c.Task, Tool: c.Tool, Upstream: c.Upstream,
 		Args: c.Args, ArgsDigest: c.ArgsDigest, PolicyVersion: c.PolicyVersion,
 		Rules: c.Rules, Reason: c.Reason, Approvers: c.Approvers,
 		State: StatePending, CreatedAt: Timestamp(now), ExpiresAt: Timestamp(now.Add(b.expiry)),

@@ -35,7 +35,7 @@ func (g *Gateway) escalate(ctx context.Context, call *Call, reason string, appro
 	}
 	sum := sha256.Sum256(call.argsJSON)
 	req, err := g.approvals.Escalate(ctx, approval.Call{
-		Principal: call.Principal.ID, Task: call.taskID(), Tool: call.Name, Upstream: call.Upstream,
+		Principal: call.Principal.ID, Owner: TokenOwner(call.Principal), Task: call.taskID(), Tool: call.Name, Upstream: call.Upstream,
 		Args: call.auditArgs, ArgsDigest: hex.EncodeToString(sum[:]), PolicyVersion: call.Decision.PolicyVersion,
 		Rules: call.Decision.Rules, Reason: reason, Approvers: approvers,
 	})

@@ -26,6 +26,7 @@ func NewRequest(id string) approval.Request {
 	return approval.Request{
 		ID:            id,
 		Principal:     "alice",
+		Owner:         "api_key/acme/alice",
 		Task:          "g_task1",
 		Tool:          "shop.refund_order",
 		Upstream:      "shop",
@@ -137,6 +138,7 @@ func StoreSuite(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		}
 		for name, change := range map[string]func(*approval.Binding){
 			"other principal": func(b *approval.Binding) { b.Principal = "mallory" },
+			"other caller":    func(b *approval.Binding) { b.Owner = "jwt/acme/alice" },
 			"other task":      func(b *approval.Binding) { b.Task = "g_other" },
 			"no task":         func(b *approval.Binding) { b.Task = "" },
 			"other tool":      func(b *approval.Binding) { b.Tool = "shop.cancel_order" },

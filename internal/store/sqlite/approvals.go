@@ -25,7 +25,7 @@ var _ approval.Store = (*ApprovalStore)(nil)
 func (d *DB) Approvals() *ApprovalStore { return &ApprovalStore{db: d} }
 
 const approvalColumns = `id, principal, task, tool, upstream, args, args_digest, policy_version, rules, reason,
-	approvers, state, created_ns, expires_ns, decided_ns, decided_by, comment, used_ns`
+	approvers, state, created_ns, expires_ns, decided_ns, decided_by, comment, used_ns, owner`
 
 // Create implements approval.Store.
 func (s *ApprovalStore) Create(ctx context.Context, r approval.Request) error {
@@ -48,10 +48,10 @@ func (s *ApprovalStore) Create(ctx context.Context, r approval.Request) error {
 		case found:
 			return approval.ErrExists
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO approvals (`+approvalColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO approvals (`+approvalColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			r.ID, r.Principal, r.Task, r.Tool, r.Upstream, blob(r.Args), r.ArgsDigest, r.PolicyVersion, rules, r.Reason,
 			approvers, string(r.State), nanos(r.CreatedAt), nanos(r.ExpiresAt), nullNanos(r.DecidedAt), r.DecidedBy,
-			r.Comment, nullNanos(r.UsedAt))
+			r.Comment, nullNanos(r.UsedAt), r.Owner)
 		return err
 	})
 }
@@ -140,10 +140,10 @@ func (s *ApprovalStore) FindUsable(ctx context.Context, b approval.Binding, now 
 
 func (s *ApprovalStore) find(ctx context.Context, b approval.Binding, cond string, args ...any) (approval.Request, error) {
 	q := `SELECT ` + approvalColumns + ` FROM approvals
-		WHERE principal = ? AND task = ? AND tool = ? AND args_digest = ? AND policy_version = ? AND ` + cond +
+		WHERE principal = ? AND owner = ? AND task = ? AND tool = ? AND args_digest = ? AND policy_version = ? AND ` + cond +
 		` ORDER BY created_ns DESC, rowid DESC LIMIT 1`
 	r, err := scanApproval(s.db.sql.QueryRowContext(ctx, q,
-		append([]any{b.Principal, b.Task, b.Tool, b.ArgsDigest, b.PolicyVersion}, args...)...))
+		append([]any{b.Principal, b.Owner, b.Task, b.Tool, b.ArgsDigest, b.PolicyVersion}, args...)...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return approval.Request{}, fmt.Errorf("find approval for %s: %w", b.Tool, approval.ErrUnknown)
 	}
@@ -199,7 +199,7 @@ func scanApproval(row rowScanner) (approval.Request, error) {
 		decided, usedNano sql.NullInt64
 	)
 	if err := row.Scan(&r.ID, &r.Principal, &r.Task, &r.Tool, &r.Upstream, &args, &r.ArgsDigest, &r.PolicyVersion,
-		&rules, &r.Reason, &approvers, &state, &created, &expires, &decided, &r.DecidedBy, &r.Comment, &usedNano); err != nil {
+		&rules, &r.Reason, &approvers, &state, &created, &expires, &decided, &r.DecidedBy, &r.Comment, &usedNano, &r.Owner); err != nil {
 		return approval.Request{}, err
 	}
 	if len(args) > 0 {
