@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -29,6 +30,9 @@ type toolRoute struct {
 	// annotations are exposed.Annotations as the policy sees them, made
 	// once per listing rather than per call.
 	annotations map[string]any
+	// headerParams: the schema binds arguments to x-mcp-header request
+	// headers, which only the protocol library checks (fastcall.go).
+	headerParams bool
 }
 
 type promptRoute struct {
@@ -94,6 +98,9 @@ func buildCatalog(ups []*upstream, lists map[string]*listing) (*catalog, []error
 				rt.annotations = annotationMap(a)
 			}
 			rt.schema, rt.schemaErr = compileInputSchema(t.InputSchema)
+			if raw, err := json.Marshal(rt.exposed.InputSchema); err != nil || bytes.Contains(raw, []byte(`"x-mcp-header"`)) {
+				rt.headerParams = true
+			}
 			c.tools[name] = rt
 		}
 		for _, p := range l.prompts {

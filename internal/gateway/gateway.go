@@ -85,6 +85,10 @@ type Options struct {
 	// a TokenRecorder records whom each token was issued to. Nil: a result
 	// the policy would tokenize is withheld.
 	Tokens mask.TokenSink
+	// LibraryOnly sends every HTTP request through the protocol library's
+	// server, even the sessionless tool calls the front's fast path would
+	// serve itself; tests compare the two paths.
+	LibraryOnly bool
 }
 
 // PolicySource returns the policy in force; it may change between calls
@@ -130,8 +134,13 @@ type Gateway struct {
 
 	// stateful serves clients of the handshake era (initialize, sessions)
 	// over HTTP and stdio; stateless serves 2026-07-28 requests.
-	stateful  *mcp.Server
-	stateless *mcp.Server
+	stateful   *mcp.Server
+	stateless  *mcp.Server
+	impl       *mcp.Implementation // how Warden names itself to clients
+	clientImpl *mcp.Implementation // and to upstreams
+	// fastCalls lets the HTTP front serve sessionless tool calls itself
+	// (fastcall.go).
+	fastCalls bool
 
 	mu       sync.Mutex // guards listings and catalog swaps
 	listings map[string]*listing
@@ -183,14 +192,17 @@ func New(opts Options) (*Gateway, error) {
 		tokens:       opts.Tokens,
 		listings:     map[string]*listing{},
 	}
+	g.impl = &mcp.Implementation{Name: "warden", Title: "Warden MCP gateway", Version: Version}
+	g.clientImpl = &mcp.Implementation{Name: "warden", Version: Version}
+	g.fastCalls = !opts.LibraryOnly
 	g.life, g.stop = context.WithCancel(context.Background())
 	g.catalog.Store(&catalog{})
 	for _, name := range opts.Config.UpstreamNames() {
 		if opts.Config.Upstreams[name].Postgres != nil && opts.Local[name] == nil {
 			return nil, fmt.Errorf("gateway: upstream %s is a built-in connector but no server was provided for it", name)
 		}
-		up := &upstream{name: name, cfg: opts.Config.Upstreams[name], logger: opts.Logger, idle: make(chan *pooled, maxIdle), local: opts.Local[name]}
-		impl := &mcp.Implementation{Name: "warden", Version: Version}
+		up := &upstream{name: name, cfg: opts.Config.Upstreams[name], logger: opts.Logger, idle: make(chan *pooled, maxIdle), local: opts.Local[name], http: newHTTPTransport()}
+		impl := g.clientImpl
 		up.client = mcp.NewClient(impl, g.relay.clientOptions(g, up, true))
 		up.client.AddReceivingMiddleware(g.relay.relayRequests(up))
 		up.callClient = mcp.NewClient(impl, g.relay.clientOptions(g, up, false))
@@ -204,7 +216,7 @@ func New(opts Options) (*Gateway, error) {
 }
 
 func (g *Gateway) newServer(stateless bool) *mcp.Server {
-	s := mcp.NewServer(&mcp.Implementation{Name: "warden", Title: "Warden MCP gateway", Version: Version}, &mcp.ServerOptions{
+	s := mcp.NewServer(g.impl, &mcp.ServerOptions{
 		Logger: g.logger,
 		Capabilities: &mcp.ServerCapabilities{
 			Logging:     &mcp.LoggingCapabilities{},

@@ -32,18 +32,26 @@ func (g *Gateway) pipeline(stateless bool) mcp.Middleware {
 			if answeredLocally[method] {
 				return next(ctx, method, req)
 			}
-			if !g.enter() {
-				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "warden is shutting down"}
-			}
-			defer g.inflight.Done()
-
-			call := &Call{ID: newID(), Method: method, Stateless: stateless, Started: time.Now(), request: req, pol: g.currentPolicy()}
-			ctx = withCall(ctx, call)
-			res, err := g.run(ctx, call, next)
-			g.recordOutcome(ctx, call, res, err)
-			return g.respond(call, res, err)
+			return g.serve(ctx, method, req, stateless, next)
 		}
 	}
+}
+
+// serve passes one client request through the stages, records its
+// outcome and turns it into the answer; next executes it. The protocol
+// library's server calls it for every request, and the HTTP front's fast
+// path for the calls it serves itself (fastcall.go).
+func (g *Gateway) serve(ctx context.Context, method string, req mcp.Request, stateless bool, next mcp.MethodHandler) (mcp.Result, error) {
+	if !g.enter() {
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "warden is shutting down"}
+	}
+	defer g.inflight.Done()
+
+	call := &Call{ID: newID(), Method: method, Stateless: stateless, Started: time.Now(), request: req, pol: g.currentPolicy()}
+	ctx = withCall(ctx, call)
+	res, err := g.run(ctx, call, next)
+	g.recordOutcome(ctx, call, res, err)
+	return g.respond(call, res, err)
 }
 
 // answeredLocally lists the methods Warden answers itself.

@@ -104,19 +104,21 @@ func (r *relay) bindingFor(cs *mcp.ClientSession, owner *mcp.ServerSession) *bin
 // sends during it belongs to that request. Stdio upstreams are one process
 // with one shared session.
 func (r *relay) acquire(ctx context.Context, up *upstream, ss *mcp.ServerSession, stateless bool) (*mcp.ClientSession, *binding, func(), error) {
+	if !up.single() && stateless {
+		// A sessionless call may come from the front's fast path, with no
+		// server session at all: it borrows all the same.
+		pc, err := up.borrow(ctx)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return pc.cs, r.bindingFor(pc.cs, nil), func() { up.giveBack(pc) }, nil
+	}
 	if up.single() || ss == nil {
 		cs, err := up.sharedSession(ctx)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		return cs, r.bindingFor(cs, nil), func() {}, nil
-	}
-	if stateless {
-		pc, err := up.borrow(ctx)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		return pc.cs, r.bindingFor(pc.cs, nil), func() { up.giveBack(pc) }, nil
 	}
 	v, loaded := r.sessions.LoadOrStore(ss, &sessionConns{conns: map[string]*mcp.ClientSession{}})
 	sc := v.(*sessionConns)

@@ -46,6 +46,19 @@ type upstream struct {
 	closed  bool
 
 	idle chan *pooled // sessions lent to stateless clients, one request at a time
+	// http carries every session to an HTTP upstream. Its idle pool is
+	// sized for many sessions at once: with the default two idle
+	// connections per host, concurrent calls would each dial anew.
+	http *http.Transport
+}
+
+// newHTTPTransport keeps idle connections for as many concurrent requests
+// to one upstream as Warden is likely to have in flight.
+func newHTTPTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 1024
+	return t
 }
 
 // pooled is a session lent to one stateless request at a time.
@@ -90,6 +103,20 @@ func (u *upstream) transport() (mcp.Transport, error) {
 		cmd.Stderr = &logWriter{logger: u.logger, upstream: u.name}
 		return &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}, nil
 	}
+	headers, err := u.staticHeaders()
+	if err != nil {
+		return nil, err
+	}
+	return &mcp.StreamableClientTransport{
+		Endpoint:   u.cfg.URL,
+		HTTPClient: &http.Client{Transport: &headerTransport{base: u.http, headers: headers}},
+		MaxRetries: -1,
+	}, nil
+}
+
+// staticHeaders are the headers configured for every request to an HTTP
+// upstream, read from the environment.
+func (u *upstream) staticHeaders() (http.Header, error) {
 	headers := http.Header{}
 	for h, env := range u.cfg.HeadersFromEnv {
 		v, ok := os.LookupEnv(env)
@@ -98,11 +125,7 @@ func (u *upstream) transport() (mcp.Transport, error) {
 		}
 		headers.Set(h, v)
 	}
-	return &mcp.StreamableClientTransport{
-		Endpoint:   u.cfg.URL,
-		HTTPClient: &http.Client{Transport: &headerTransport{base: http.DefaultTransport, headers: headers}},
-		MaxRetries: -1,
-	}, nil
+	return headers, nil
 }
 
 // borrow lends a session for one request: an idle one, or a new one.
@@ -275,6 +298,9 @@ func (u *upstream) close() {
 		case p := <-u.idle:
 			_ = p.cs.Close()
 		default:
+			if u.http != nil {
+				u.http.CloseIdleConnections()
+			}
 			return
 		}
 	}
