@@ -229,16 +229,10 @@ func (g *Gateway) typedResult(res mcp.Result) (*mcp.CallToolResult, error) {
 	if !ok || r == nil {
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "internal error: no tool result"}
 	}
-	out := completeResult
-	if r.InputRequests != nil {
-		if len(r.Content) > 0 || r.StructuredContent != nil {
-			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "server bug: result has both content and inputRequests"}
-		}
-		out = inputRequiredResult
+	if r.InputRequests != nil && (len(r.Content) > 0 || r.StructuredContent != nil) {
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "server bug: result has both content and inputRequests"}
 	}
-	out.Meta, out.StructuredContent, out.IsError = r.Meta, r.StructuredContent, r.IsError
-	out.InputRequests, out.RequestState = r.InputRequests, r.RequestState
-	out.Content = r.Content
+	out := withResultType(r)
 	if out.Content == nil && r.InputRequests == nil {
 		out.Content = []mcp.Content{}
 	}
@@ -250,7 +244,21 @@ func (g *Gateway) typedResult(res mcp.Result) (*mcp.CallToolResult, error) {
 		m[mcp.MetaKeyServerInfo] = g.impl
 		out.Meta = m
 	}
-	return &out, nil
+	return out, nil
+}
+
+// withResultType returns a copy of r typed "input_required" if it asks
+// for input and "complete" otherwise, as the revision requires of every
+// tool result. The library types only the results its own tool dispatch
+// returns, not those Warden answers in the pipeline (denials, questions).
+func withResultType(r *mcp.CallToolResult) *mcp.CallToolResult {
+	out := completeResult
+	if r.InputRequests != nil {
+		out = inputRequiredResult
+	}
+	out.Meta, out.Content, out.StructuredContent, out.IsError = r.Meta, r.Content, r.StructuredContent, r.IsError
+	out.InputRequests, out.RequestState = r.InputRequests, r.RequestState
+	return &out
 }
 
 // rpcEnvelope wraps an encoded result or error in a JSON-RPC response.

@@ -24,8 +24,15 @@ func (g *Gateway) forwardTool(rt *toolRoute) mcp.ToolHandler {
 		t := target{up: rt.up, ss: req.Session, name: rt.upstream, meta: p.Meta, state: p.RequestState, responses: p.InputResponses}
 		return forward(g, ctx, t, toolRounds,
 			func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string, responses mcp.InputResponseMap) (*mcp.CallToolResult, error) {
-				if rawToolCall(rt.up, rt, cs, meta) {
+				if g.fastCalls && rawToolCall(rt.up, rt, cs, meta) {
 					return g.postToolCall(ctx, rt.up, rawParams{Meta: meta, Name: rt.upstream, Arguments: p.Arguments, InputResponses: responses, RequestState: state})
+				}
+				if rt.headerParams {
+					// The library's client sends a tool's header parameters
+					// only for tools its session has listed.
+					if err := g.relay.listTools(ctx, cs); err != nil {
+						return nil, err
+					}
 				}
 				return cs.CallTool(ctx, &mcp.CallToolParams{Meta: meta, Name: rt.upstream, Arguments: p.Arguments, InputResponses: responses, RequestState: state})
 			})
@@ -158,6 +165,7 @@ func forward[R any](g *Gateway, ctx context.Context, t target, m rounds[R], do e
 	}
 	meta, forget := g.relay.mapProgress(meta, in)
 	if !stateless {
+		upCtx = context.WithValue(upCtx, inflightKey{}, in)
 		defer release()
 		b.begin(in)
 		defer b.end(in)

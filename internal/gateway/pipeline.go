@@ -51,7 +51,11 @@ func (g *Gateway) serve(ctx context.Context, method string, req mcp.Request, sta
 	ctx = withCall(ctx, call)
 	res, err := g.run(ctx, call, next)
 	g.recordOutcome(ctx, call, res, err)
-	return g.respond(call, res, err)
+	res, err = g.respond(call, res, err)
+	if r, ok := res.(*mcp.CallToolResult); ok && r != nil && stateless {
+		res = withResultType(r)
+	}
+	return res, err
 }
 
 // answeredLocally lists the methods Warden answers itself.

@@ -1,5 +1,7 @@
 package gateway
 
+//lint:file-ignore SA1019 Warden relays upstream log messages to clients of the revisions that still have them.
+
 import (
 	"bufio"
 	"bytes"
@@ -31,9 +33,8 @@ var rawCallIDs atomic.Uint64
 
 // rawToolCall reports whether a tool call on cs can be posted directly:
 // an HTTP upstream that negotiated 2026-07-28 without a session, a tool
-// whose arguments bind no request headers, and a _meta that already
-// declares the client's capabilities (every sessionless call's does) and
-// asks for no progress (which the library's client relays as it comes).
+// whose arguments bind no request headers, and no progress token (the
+// library's client relays progress as it comes).
 func rawToolCall(up *upstream, rt *toolRoute, cs *mcp.ClientSession, meta mcp.Meta) bool {
 	if up.single() || up.http == nil || rt.headerParams || cs.ID() != "" {
 		return false
@@ -42,9 +43,18 @@ func rawToolCall(up *upstream, rt *toolRoute, cs *mcp.ClientSession, meta mcp.Me
 	if init == nil || init.ProtocolVersion != firstStatelessRevision {
 		return false
 	}
-	_, caps := meta[mcp.MetaKeyClientCapabilities]
 	_, progress := meta["progressToken"]
-	return caps && !progress
+	return !progress
+}
+
+// upstreamClientCapabilities are the capabilities Warden declares to
+// upstreams for a call whose client declared none of its own (a client
+// with a session declared them once, to Warden): the same the library's
+// client declares for Warden's handlers.
+var upstreamClientCapabilities = map[string]any{
+	"roots":       map[string]any{"listChanged": true},
+	"sampling":    map[string]any{},
+	"elicitation": map[string]any{"form": map[string]any{}},
 }
 
 // rawParams are the params of a posted tools/call.
@@ -70,6 +80,9 @@ func (g *Gateway) postToolCall(ctx context.Context, up *upstream, p rawParams) (
 	}
 	meta[mcp.MetaKeyProtocolVersion] = firstStatelessRevision
 	meta[mcp.MetaKeyClientInfo] = g.clientImpl
+	if _, ok := meta[mcp.MetaKeyClientCapabilities]; !ok {
+		meta[mcp.MetaKeyClientCapabilities] = upstreamClientCapabilities
+	}
 	p.Meta = meta
 	params, err := json.Marshal(&p)
 	if err != nil {
@@ -103,7 +116,7 @@ func (g *Gateway) postToolCall(ctx context.Context, up *upstream, p rawParams) (
 	var raw []byte
 	switch {
 	case mt == "text/event-stream" && resp.StatusCode == http.StatusOK:
-		raw, err = readEventResponse(limit, id, g.cfg.Limits.MaxMessageBytes)
+		raw, err = readEventResponse(limit, id, g.cfg.Limits.MaxMessageBytes, relayLog(ctx))
 	case mt == "application/json":
 		raw, err = io.ReadAll(limit)
 		if err == nil && int64(len(raw)) > g.cfg.Limits.MaxMessageBytes {
@@ -128,11 +141,11 @@ func decodeToolAnswer(raw []byte, id string, status int) (*mcp.CallToolResult, e
 	if err := json.Unmarshal(raw, &msg); err != nil {
 		return nil, fmt.Errorf("the upstream's answer (HTTP %d) is not a JSON-RPC response: %w", status, err)
 	}
+	if string(msg.ID) != id && (msg.Error == nil || string(msg.ID) != "null") {
+		return nil, fmt.Errorf("the upstream answered request %s, not %s", truncate(string(msg.ID), 40), id)
+	}
 	if msg.Error != nil {
 		return nil, msg.Error
-	}
-	if string(msg.ID) != id {
-		return nil, fmt.Errorf("the upstream answered request %s, not %s", truncate(string(msg.ID), 40), id)
 	}
 	if status != http.StatusOK || len(msg.Result) == 0 {
 		return nil, fmt.Errorf("the upstream answered HTTP %d without a result", status)
@@ -145,9 +158,10 @@ func decodeToolAnswer(raw []byte, id string, status int) (*mcp.CallToolResult, e
 }
 
 // readEventResponse reads an event stream until the message that answers
-// id, skipping the notifications before it (a sessionless call has nowhere
-// to send them). Anything else the upstream sends is an error.
-func readEventResponse(r io.Reader, id string, limit int64) ([]byte, error) {
+// id. Notifications before it go to notify (log messages reach a client
+// with a session; a sessionless call has nowhere to send them). Anything
+// else the upstream sends is an error.
+func readEventResponse(r io.Reader, id string, limit int64, notify func(method string, params json.RawMessage)) ([]byte, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), int(limit)+1)
 	var data []byte
@@ -156,7 +170,7 @@ func readEventResponse(r io.Reader, id string, limit int64) ([]byte, error) {
 		switch {
 		case len(line) == 0:
 			if len(data) > 0 {
-				answer, err := eventAnswer(data, id)
+				answer, err := eventAnswer(data, id, notify)
 				if answer != nil || err != nil {
 					return answer, err
 				}
@@ -174,7 +188,7 @@ func readEventResponse(r io.Reader, id string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("reading the upstream's event stream: %w", err)
 	}
 	if len(data) > 0 {
-		if answer, err := eventAnswer(data, id); answer != nil || err != nil {
+		if answer, err := eventAnswer(data, id, notify); answer != nil || err != nil {
 			return answer, err
 		}
 	}
@@ -182,24 +196,50 @@ func readEventResponse(r io.Reader, id string, limit int64) ([]byte, error) {
 }
 
 // eventAnswer returns data if it is the response to id, nil if it is a
-// notification.
-func eventAnswer(data []byte, id string) ([]byte, error) {
+// notification (which it hands to notify).
+func eventAnswer(data []byte, id string, notify func(string, json.RawMessage)) ([]byte, error) {
 	var head struct {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
+		Params json.RawMessage `json:"params"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
 		return nil, fmt.Errorf("the upstream sent an event that is not JSON-RPC: %w", err)
 	}
 	switch {
 	case head.Method != "" && len(head.ID) == 0:
-		return nil, nil // a notification
+		if notify != nil {
+			notify(head.Method, head.Params)
+		}
+		return nil, nil
 	case head.Method != "":
 		return nil, fmt.Errorf("the upstream sent a %s request during a sessionless call", truncate(head.Method, 60))
 	case string(head.ID) != id:
 		return nil, fmt.Errorf("the upstream answered request %s, not %s", truncate(string(head.ID), 40), id)
 	}
 	return append([]byte(nil), data...), nil
+}
+
+// inflightKey carries the client request a posted call serves, so that
+// the upstream's log messages can reach its client.
+type inflightKey struct{}
+
+// relayLog returns where the log messages of the call on ctx go: to the
+// client's session, if it has one, as the library's client would send them.
+func relayLog(ctx context.Context) func(string, json.RawMessage) {
+	in, _ := ctx.Value(inflightKey{}).(*inflight)
+	if in == nil || in.ss == nil || in.bridge != nil {
+		return nil
+	}
+	return func(method string, params json.RawMessage) {
+		if method != "notifications/message" {
+			return
+		}
+		var p mcp.LoggingMessageParams
+		if json.Unmarshal(params, &p) == nil {
+			_ = in.ss.Log(in.ctx, &p)
+		}
+	}
 }
 
 // rawClient is the HTTP client for posted calls: the upstream's own

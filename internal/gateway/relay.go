@@ -29,6 +29,8 @@ type inflight struct {
 // session that owns it (nil when it is shared), and the calls in flight.
 type binding struct {
 	owner *mcp.ServerSession
+	// listed: the session has listed the upstream's tools (listTools).
+	listed atomic.Bool
 
 	mu    sync.Mutex
 	calls map[*inflight]struct{}
@@ -149,6 +151,29 @@ func (r *relay) acquire(ctx context.Context, up *upstream, ss *mcp.ServerSession
 		r.bindings.Delete(cs)
 	}()
 	return cs, b, func() {}, nil
+}
+
+// listTools lists the upstream's tools once on cs, so that the library's
+// client knows their definitions when it calls them.
+func (r *relay) listTools(ctx context.Context, cs *mcp.ClientSession) error {
+	v, ok := r.bindings.Load(cs)
+	if ok && v.(*binding).listed.Load() {
+		return nil
+	}
+	var cursor string
+	for {
+		res, err := cs.ListTools(ctx, &mcp.ListToolsParams{Cursor: cursor})
+		if err != nil {
+			return fmt.Errorf("listing the upstream's tools: %w", err)
+		}
+		if cursor = res.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if ok {
+		v.(*binding).listed.Store(true)
+	}
+	return nil
 }
 
 // closeSession closes the upstream sessions a client session opened.
