@@ -1,5 +1,7 @@
 package gateway_test
 
+//lint:file-ignore SA1019 Warden relays logging for clients of the revisions that still have it, and this file tests that.
+
 import (
 	"bufio"
 	"bytes"
@@ -931,6 +933,55 @@ func TestFastPathCancellation(t *testing.T) {
 			// The gateway still serves the client.
 			if got := callText(ctx, t, cs, "shop.echo", map[string]any{"text": "after"}); got != "shop:after" {
 				t.Errorf("after the cancellation, shop.echo = %q", got)
+			}
+		})
+	}
+}
+
+// TestPostedCallRelaysLogToSessionClient: a client with a session
+// (2025-11-25) calls through Warden to a 2026-07-28 upstream, which Warden
+// posts to directly; the log messages the upstream sends during the call
+// reach the client's session, as they do when the library's client makes
+// the call.
+func TestPostedCallRelaysLogToSessionClient(t *testing.T) {
+	for _, libraryOnly := range []bool{false, true} {
+		t.Run(map[bool]string{false: "posted", true: "library"}[libraryOnly], func(t *testing.T) {
+			ctx := testContext(t)
+			s := newServer("shop", nil)
+			s.AddTool(&mcp.Tool{Name: "chatty", InputSchema: json.RawMessage(`{"type":"object"}`)},
+				func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					if err := req.Session.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Data: "counting stock"}); err != nil {
+						return nil, err
+					}
+					return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil
+				})
+			up := startRecordingUpstream(t, s, &mcp.StreamableHTTPOptions{Stateless: true})
+			g, _ := startPathGateway(t, up.URL, fastPathPolicy, libraryOnly)
+			logs := make(chan string, 4)
+			cs := connectHTTP(t, serveHTTP(t, g), revSessions, &mcp.ClientOptions{
+				LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
+					text, _ := req.Params.Data.(string)
+					logs <- text
+				},
+			})
+			if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "debug"}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "shop.chatty", Arguments: map[string]any{},
+				Meta: mcp.Meta{mcp.MetaKeyLogLevel: "debug"}})
+			if err != nil || res.IsError {
+				t.Fatalf("shop.chatty: %v %+v", err, res)
+			}
+			select {
+			case got := <-logs:
+				if got != "counting stock" {
+					t.Errorf("log message %q, want %q", got, "counting stock")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the upstream's log message did not reach the client")
+			}
+			if ids := up.calls(); len(ids) != 1 || strings.HasPrefix(ids[0], `"wr-`) == libraryOnly {
+				t.Errorf("upstream tool calls %v; want one, posted by Warden itself unless library only (%v)", ids, libraryOnly)
 			}
 		})
 	}
