@@ -28,6 +28,10 @@ type Options struct {
 	QueueSize int
 	// MaxBatch is the most records written in one transaction. 0 means 1024.
 	MaxBatch int
+	// EnqueueDelay is how long records added with Enqueue may wait for an
+	// Append to share its commit before they are written on their own.
+	// 0 means 20ms.
+	EnqueueDelay time.Duration
 	// Logger receives write failures. Nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for record and checkpoint times. Nil means time.Now.
@@ -35,7 +39,7 @@ type Options struct {
 }
 
 func (o Options) withDefaults() (Options, error) {
-	if o.CheckpointEvery < 0 || o.CheckpointInterval < 0 || o.QueueSize < 0 || o.MaxBatch < 0 {
+	if o.CheckpointEvery < 0 || o.CheckpointInterval < 0 || o.QueueSize < 0 || o.MaxBatch < 0 || o.EnqueueDelay < 0 {
 		return o, errors.New("audit options: negative values are not allowed")
 	}
 	if o.CheckpointEvery == 0 {
@@ -50,6 +54,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 1024
 	}
+	if o.EnqueueDelay == 0 {
+		o.EnqueueDelay = 20 * time.Millisecond
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -63,7 +70,9 @@ func (o Options) withDefaults() (Options, error) {
 // goroutines are queued and written by a single writer goroutine, which
 // takes everything waiting (up to MaxBatch) into one transaction as soon as
 // the previous one commits: one durable commit serves many callers, and no
-// caller waits on a timer. One Log per store is the intended use; if another
+// caller of Append waits on a timer. Records added with Enqueue, which no
+// caller waits for, are held until the next Append's commit or for
+// EnqueueDelay at most, so that they do not cost a disk flush of their own. One Log per store is the intended use; if another
 // writer extends the chain first, the store refuses the batch (ErrConflict)
 // and the Log chains it again onto the new head, a few times at most.
 type Log struct {
@@ -92,6 +101,8 @@ type appendRequest struct {
 	rec  Record
 	enc  encodedRecord     // rec's encoding, made by the caller
 	done chan appendResult // buffered: the writer never blocks on a caller
+	// queued: added with Enqueue, so no caller waits for it.
+	queued bool
 }
 
 type appendResult struct {
@@ -140,7 +151,7 @@ func Open(store Store, signer ed25519.PrivateKey, opts Options) (*Log, error) {
 // stored, and the caller must fail closed; after ctx ends while waiting for
 // the write, the record may still be stored.
 func (l *Log) Append(ctx context.Context, rec Record) (uint64, error) {
-	req, err := l.enqueue(ctx, rec)
+	req, err := l.enqueue(ctx, rec, false)
 	if err != nil {
 		return 0, err
 	}
@@ -158,12 +169,12 @@ func (l *Log) Append(ctx context.Context, rec Record) (uint64, error) {
 // outcome of a call already answered; a write that fails later is reported
 // to the Logger. When the queue is full Enqueue waits, until ctx ends.
 func (l *Log) Enqueue(ctx context.Context, rec Record) error {
-	_, err := l.enqueue(ctx, rec)
+	_, err := l.enqueue(ctx, rec, true)
 	return err
 }
 
 // enqueue encodes rec and queues it for the writer.
-func (l *Log) enqueue(ctx context.Context, rec Record) (*appendRequest, error) {
+func (l *Log) enqueue(ctx context.Context, rec Record, queued bool) (*appendRequest, error) {
 	r, err := normalize(rec)
 	if err != nil {
 		return nil, err
@@ -181,7 +192,7 @@ func (l *Log) enqueue(ctx context.Context, rec Record) (*appendRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &appendRequest{rec: r, enc: enc, done: make(chan appendResult, 1)}
+	req := &appendRequest{rec: r, enc: enc, done: make(chan appendResult, 1), queued: queued}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
@@ -215,20 +226,40 @@ func (l *Log) run() {
 	defer close(l.done)
 	ticker := time.NewTicker(l.opts.CheckpointInterval)
 	defer ticker.Stop()
+	// batch holds, between commits, the queued records waiting for an
+	// Append or for flush.
 	batch := make([]*appendRequest, 0, l.opts.MaxBatch)
+	flush := time.NewTimer(time.Hour)
+	flush.Stop()
 	for {
 		select {
 		case req := <-l.queue:
-			batch = l.collect(append(batch[:0], req))
+			held := len(batch)
+			batch = l.collect(append(batch, req))
+			if len(batch) < l.opts.MaxBatch && allQueued(batch[held:]) {
+				if held == 0 {
+					flush.Reset(l.opts.EnqueueDelay)
+				}
+				continue
+			}
+			flush.Stop()
 			l.commit(batch, false)
+			batch = batch[:0]
+		case <-flush.C:
+			l.commit(batch, false)
+			batch = batch[:0]
 		case <-ticker.C:
-			if l.sinceCheckpoint > 0 {
-				l.commit(nil, true)
+			if len(batch) > 0 || l.sinceCheckpoint > 0 {
+				flush.Stop()
+				l.commit(batch, true)
+				batch = batch[:0]
 			}
 		case <-l.stop:
-			for len(l.queue) > 0 {
-				batch = l.collect(batch[:0])
+			flush.Stop()
+			for len(batch) > 0 || len(l.queue) > 0 {
+				batch = l.collect(batch)
 				l.commit(batch, false)
+				batch = batch[:0]
 			}
 			if l.sinceCheckpoint > 0 || !l.headKnown {
 				l.closeErr = l.commit(nil, true)
@@ -236,6 +267,16 @@ func (l *Log) run() {
 			return
 		}
 	}
+}
+
+// allQueued reports whether no caller waits for any of reqs.
+func allQueued(reqs []*appendRequest) bool {
+	for _, r := range reqs {
+		if !r.queued {
+			return false
+		}
+	}
+	return true
 }
 
 // collect adds to batch whatever is already queued, up to MaxBatch.

@@ -539,6 +539,7 @@ func TestEnqueueReturnsBeforeTheWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		time.Sleep(20 * time.Millisecond) // the default EnqueueDelay: the writer takes them
 		synctest.Wait()
 		if n := store.count(); n != 0 {
 			t.Fatalf("%d records stored while the store was held", n)
@@ -567,7 +568,8 @@ func TestEnqueuedWriteFailureIsLogged(t *testing.T) {
 		if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome, Principal: "p"}); err != nil {
 			t.Fatal(err)
 		}
-		synctest.Wait() // the writer tried, failed and is idle again
+		time.Sleep(20 * time.Millisecond) // the default EnqueueDelay
+		synctest.Wait()                   // the writer tried, failed and is idle again
 		if n := store.count(); n != 0 {
 			t.Fatalf("the store holds %d records after a failed write", n)
 		}
@@ -576,6 +578,69 @@ func TestEnqueuedWriteFailureIsLogged(t *testing.T) {
 		}
 		store.setFail(nil, false)
 		l.Close()
+	})
+}
+
+// TestEnqueuedRecordsWaitForTheNextAppend: records no caller waits for are
+// held for EnqueueDelay, and written with the next Append's commit if one
+// comes first: they cost no disk flush of their own.
+func TestEnqueuedRecordsWaitForTheNextAppend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newGatedStore()
+		const delay = 50 * time.Millisecond
+		l, err := Open(store, testKey(1), Options{EnqueueDelay: delay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"a", "b"} {
+			if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome, Principal: p}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(delay / 2)
+		synctest.Wait()
+		if n := store.count(); n != 0 {
+			t.Fatalf("%d enqueued records written before EnqueueDelay passed with no Append", n)
+		}
+		seq, err := l.Append(t.Context(), Record{Kind: KindDecision, Principal: "c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := store.batchSizes(); !slices.Equal(got, []int{3}) {
+			t.Fatalf("store writes %v, want the two enqueued records and the append in one", got)
+		}
+		recs, err := store.Query(t.Context(), Filter{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, r := range recs {
+			order = append(order, r.Principal)
+		}
+		if !slices.Equal(order, []string{"a", "b", "c"}) || seq != recs[2].Seq {
+			t.Fatalf("records %v (append got seq %d), want a, b, c in order", order, seq)
+		}
+
+		// Alone, an enqueued record is written once the delay passes.
+		if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome, Principal: "d"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		synctest.Wait()
+		if got := store.batchSizes(); !slices.Equal(got, []int{3, 1}) {
+			t.Fatalf("store writes %v, want the lone enqueued record written after the delay", got)
+		}
+
+		// Close writes what is still held.
+		if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome, Principal: "e"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := store.count(); n < 5 {
+			t.Fatalf("after Close the store holds %d records, want the held one written too", n)
+		}
 	})
 }
 
