@@ -127,6 +127,8 @@ func WriteMarkdown(w io.Writer, r *Report, reportPath, plotPath string) error {
 - Fixed rates run open-loop: calls are sent on a schedule and latency runs from each call's scheduled send
   time, so queueing is counted (no coordinated omission). "max" runs closed-loop, each worker calling again
   when answered. Each run has a %gs warm-up, excluded, then %gs measured; percentiles are exact, from every sample.
+  Every run, direct or through Warden, starts once the gateway is idle (under a tenth of a core), so that
+  work an overloaded run left behind is not charged to the next.
 - Added latency is a percentile through Warden minus the same percentile direct, at the same load.
   Gateway CPU per call is the gateway process's utime+stime (/proc/<pid>/stat) over the measured window,
   divided by the calls; peak memory is its VmHWM (/proc/<pid>/status) over the whole suite.

@@ -269,12 +269,49 @@ func Bench(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+// settleLimit bounds how long a run waits for the gateway to go idle.
+const settleLimit = 15 * time.Second
+
+// settle waits until the gateway uses less than a tenth of a core over a
+// quarter of a second, or until limit passes.
+func settle(ctx context.Context, gw *Process, limit time.Duration) error {
+	const window = 250 * time.Millisecond
+	prev, err := gw.Stats()
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(window):
+		}
+		cur, err := gw.Stats()
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		if cur.CPU-prev.CPU < window/10 {
+			return nil
+		}
+		prev = cur
+	}
+	return nil
+}
+
 // runPoint runs one load directly, then through the gateway, sampling the
 // gateway's CPU over the measured window of the second run.
 func runPoint(ctx context.Context, load Load, direct, warden Target, gw *Process) (Point, error) {
 	p := Point{Revision: load.Revision, Rate: load.Rate}
 	var err error
+	// A run that overloaded the gateway leaves it work (queued calls, audit
+	// writes) that would otherwise be charged to the next run.
+	if err := settle(ctx, gw, settleLimit); err != nil {
+		return p, err
+	}
 	if p.Direct, err = Run(ctx, direct, load, Hooks{}); err != nil {
+		return p, err
+	}
+	if err := settle(ctx, gw, settleLimit); err != nil {
 		return p, err
 	}
 	var before, after ProcStats
