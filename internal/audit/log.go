@@ -256,14 +256,16 @@ func (l *Log) run() {
 			}
 		case <-l.stop:
 			flush.Stop()
+			var errs []error // Close reports every write that failed, not only the last
 			for len(batch) > 0 || len(l.queue) > 0 {
 				batch = l.collect(batch)
-				l.commit(batch, false)
+				errs = append(errs, l.commit(batch, false))
 				batch = batch[:0]
 			}
 			if l.sinceCheckpoint > 0 || !l.headKnown {
-				l.closeErr = l.commit(nil, true)
+				errs = append(errs, l.commit(nil, true))
 			}
+			l.closeErr = errors.Join(errs...)
 			return
 		}
 	}

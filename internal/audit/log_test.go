@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -652,5 +653,34 @@ func TestEnqueueAfterClose(t *testing.T) {
 	l.Close()
 	if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome}); !errors.Is(err, ErrLogClosed) {
 		t.Fatalf("Enqueue after Close = %v, want ErrLogClosed", err)
+	}
+}
+
+// failFirstStore refuses its first Append and stores the rest.
+type failFirstStore struct {
+	*MemoryStore
+	failed atomic.Bool
+}
+
+func (s *failFirstStore) Append(ctx context.Context, records []Record) error {
+	if s.failed.CompareAndSwap(false, true) {
+		return errors.New("disk full")
+	}
+	return s.MemoryStore.Append(ctx, records)
+}
+
+// TestCloseReportsALostHeldRecord: a held record that cannot be written at
+// Close is reported by Close, even though the final checkpoint is written.
+func TestCloseReportsALostHeldRecord(t *testing.T) {
+	store := &failFirstStore{MemoryStore: NewMemoryStore()}
+	l, err := Open(store, testKey(1), Options{EnqueueDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Enqueue(t.Context(), Record{Kind: KindOutcome, Principal: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Close = %v, want the failed write of the held record", err)
 	}
 }

@@ -111,16 +111,18 @@ func (g *Gateway) postToolCall(ctx context.Context, up *upstream, p rawParams) (
 		return nil, err
 	}
 	defer resp.Body.Close()
-	limit := io.LimitReader(resp.Body, g.cfg.Limits.MaxMessageBytes+1)
+	maxBytes := g.cfg.Limits.MaxMessageBytes
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	var raw []byte
 	switch {
 	case mt == "text/event-stream" && resp.StatusCode == http.StatusOK:
-		raw, err = readEventResponse(limit, id, g.cfg.Limits.MaxMessageBytes, relayLog(ctx))
+		// The limit is per message: a stream may carry many notifications
+		// before its answer, and the call's time limit bounds it.
+		raw, err = readEventResponse(resp.Body, id, maxBytes, relayLog(ctx))
 	case mt == "application/json":
-		raw, err = io.ReadAll(limit)
-		if err == nil && int64(len(raw)) > g.cfg.Limits.MaxMessageBytes {
-			err = fmt.Errorf("the answer exceeds %d bytes", g.cfg.Limits.MaxMessageBytes)
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+		if err == nil && int64(len(raw)) > maxBytes {
+			err = fmt.Errorf("the answer exceeds %d bytes", maxBytes)
 		}
 	default:
 		return nil, fmt.Errorf("the upstream answered HTTP %d (%s)", resp.StatusCode, truncate(resp.Header.Get("Content-Type"), 60))
@@ -158,36 +160,46 @@ func decodeToolAnswer(raw []byte, id string, status int) (*mcp.CallToolResult, e
 }
 
 // readEventResponse reads an event stream until the message that answers
-// id. Notifications before it go to notify (log messages reach a client
+// id; events of other types are skipped, and no message may exceed limit
+// bytes. Notifications before it go to notify (log messages reach a client
 // with a session; a sessionless call has nowhere to send them). Anything
 // else the upstream sends is an error.
 func readEventResponse(r io.Reader, id string, limit int64, notify func(method string, params json.RawMessage)) ([]byte, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), int(limit)+1)
+	sc.Buffer(make([]byte, 0, 4096), int(limit)+len("data: \r\n"))
+	tooLong := fmt.Errorf("the upstream sent an event over %d bytes", limit)
 	var data []byte
+	message := true // the event's type is "message", the default
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0:
-			if len(data) > 0 {
+			if len(data) > 0 && message {
 				answer, err := eventAnswer(data, id, notify)
 				if answer != nil || err != nil {
 					return answer, err
 				}
 			}
-			data = data[:0]
+			data, message = data[:0], true
+		case bytes.HasPrefix(line, []byte("event:")):
+			message = string(bytes.TrimSpace(line[len("event:"):])) == "message"
 		case bytes.HasPrefix(line, []byte("data:")):
 			v := bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("data:")), []byte(" "))
 			if len(data) > 0 {
 				data = append(data, '\n')
 			}
-			data = append(data, v...)
+			if data = append(data, v...); int64(len(data)) > limit {
+				return nil, tooLong
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, tooLong
+		}
 		return nil, fmt.Errorf("reading the upstream's event stream: %w", err)
 	}
-	if len(data) > 0 {
+	if len(data) > 0 && message {
 		if answer, err := eventAnswer(data, id, notify); answer != nil || err != nil {
 			return answer, err
 		}
@@ -249,5 +261,5 @@ func (u *upstream) rawClient() (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &http.Client{Transport: &headerTransport{base: u.http, headers: headers}}, nil
+	return u.httpClient(headers), nil
 }

@@ -88,7 +88,24 @@ func TestReadEventResponse(t *testing.T) {
 		{
 			name:    "a line longer than the limit",
 			stream:  "event: message\ndata: " + strings.Repeat("x", rawTestLimit+10) + "\n\n",
-			wantErr: "reading the upstream's event stream",
+			wantErr: "event over 65536 bytes",
+		},
+		{
+			name:    "a message over the limit in several data lines",
+			stream:  "data: " + strings.Repeat("x", rawTestLimit/2) + "\ndata: " + strings.Repeat("y", rawTestLimit/2) + "\n\n",
+			wantErr: "event over 65536 bytes",
+		},
+		{
+			name: "events of other types are skipped",
+			stream: "event: ping\ndata: not json at all\n\n" +
+				"event: message\ndata: " + answer + "\n\n",
+			want: answer,
+		},
+		{
+			name: "notifications before the answer add up past the limit",
+			stream: strings.Repeat("data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"data\":\""+strings.Repeat("n", 1000)+"\"}}\n\n", 100) +
+				"data: " + answer + "\n\n",
+			want: answer,
 		},
 	}
 	for _, tc := range tests {

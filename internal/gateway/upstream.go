@@ -109,9 +109,19 @@ func (u *upstream) transport() (mcp.Transport, error) {
 	}
 	return &mcp.StreamableClientTransport{
 		Endpoint:   u.cfg.URL,
-		HTTPClient: &http.Client{Transport: &headerTransport{base: u.http, headers: headers}},
+		HTTPClient: u.httpClient(headers),
 		MaxRetries: -1,
 	}, nil
+}
+
+// httpClient carries requests to an HTTP upstream with its headers and each
+// call's credential. It does not follow redirects: a redirect would carry
+// them, and the call's body, to wherever the upstream points.
+func (u *upstream) httpClient(headers http.Header) *http.Client {
+	return &http.Client{
+		Transport:     &headerTransport{base: u.http, headers: headers},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // staticHeaders are the headers configured for every request to an HTTP
