@@ -45,6 +45,13 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// CallTimeout bounds one relayed request to an upstream. Default 60s.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// DisableFastPath sends every request through the protocol library's
+	// server and client. By default Warden's HTTP front serves sessionless
+	// (2026-07-28) tool calls itself and posts calls to 2026-07-28
+	// upstreams directly, with the same checks and answers and a fraction
+	// of the cost; this is the switch to rule that out when diagnosing a
+	// client or upstream.
+	DisableFastPath bool `yaml:"disable_fast_path"`
 	// StateKeyFile holds the key that seals requestState tokens Warden
 	// issues. Created (mode 0600) when missing. Default: beside the config
 	// file, "warden-state.key".

@@ -377,7 +377,11 @@ func (h librarySessions) WithGroup(name string) slog.Handler {
 // it with the count of the library's server sessions.
 func startPathGateway(t *testing.T, url, policySrc string, libraryOnly bool) (*gateway.Gateway, *atomic.Int64) {
 	t.Helper()
-	cfg, err := config.Parse([]byte("upstreams:\n"+httpUpstreamYAML("shop", url, []string{"*"})), t.TempDir())
+	src := "upstreams:\n" + httpUpstreamYAML("shop", url, []string{"*"})
+	if libraryOnly {
+		src += "disable_fast_path: true\n"
+	}
+	cfg, err := config.Parse([]byte(src), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +395,7 @@ func startPathGateway(t *testing.T, url, policySrc string, libraryOnly bool) (*g
 	}
 	sessions := &atomic.Int64{}
 	logger := slog.New(librarySessions{Handler: testLogger(t).Handler(), n: sessions})
-	g, err := gateway.New(gateway.Options{Config: cfg, Logger: logger, Sealer: testSealer(t), Policy: fixedPolicy{pol}, Authn: authn, LibraryOnly: libraryOnly})
+	g, err := gateway.New(gateway.Options{Config: cfg, Logger: logger, Sealer: testSealer(t), Policy: fixedPolicy{pol}, Authn: authn})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,10 +85,6 @@ type Options struct {
 	// a TokenRecorder records whom each token was issued to. Nil: a result
 	// the policy would tokenize is withheld.
 	Tokens mask.TokenSink
-	// LibraryOnly sends every HTTP request through the protocol library's
-	// server, even the sessionless tool calls the front's fast path would
-	// serve itself; tests compare the two paths.
-	LibraryOnly bool
 }
 
 // PolicySource returns the policy in force; it may change between calls
@@ -194,7 +190,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.impl = &mcp.Implementation{Name: "warden", Title: "Warden MCP gateway", Version: Version}
 	g.clientImpl = &mcp.Implementation{Name: "warden", Version: Version}
-	g.fastCalls = !opts.LibraryOnly
+	g.fastCalls = !opts.Config.DisableFastPath
 	g.life, g.stop = context.WithCancel(context.Background())
 	g.catalog.Store(&catalog{})
 	for _, name := range opts.Config.UpstreamNames() {
