@@ -32,10 +32,12 @@ rules:
 
 // startPolicyGateway starts a gateway in front of the upstream "shop" at
 // url, deciding with policySrc, for an anonymous caller "agent-1" with role
-// agent; opts adds collaborators (approvals and the like).
-func startPolicyGateway(t *testing.T, url, policySrc string, opts gateway.Options) *gateway.Gateway {
+// agent; opts adds collaborators (approvals and the like) and a logger, and
+// configYAML adds top-level configuration.
+func startPolicyGateway(t *testing.T, url, policySrc string, opts gateway.Options, configYAML ...string) *gateway.Gateway {
 	t.Helper()
-	cfg, err := config.Parse([]byte("upstreams:\n"+httpUpstreamYAML("shop", url, []string{"*"})), t.TempDir())
+	src := "upstreams:\n" + httpUpstreamYAML("shop", url, []string{"*"}) + strings.Join(configYAML, "")
+	cfg, err := config.Parse([]byte(src), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,19 +49,24 @@ func startPolicyGateway(t *testing.T, url, policySrc string, opts gateway.Option
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Config, opts.Logger, opts.Sealer, opts.Policy, opts.Authn = cfg, testLogger(t), testSealer(t), fixedPolicy{pol}, authn
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	opts.Config, opts.Sealer, opts.Policy, opts.Authn = cfg, testSealer(t), fixedPolicy{pol}, authn
 	g, err := gateway.New(opts)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = g.Close(cctx)
+		if err := g.Close(cctx); err != nil {
+			t.Errorf("gateway.Close: %v", err)
+		}
 	})
+	if err := g.Start(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
 	return g
 }
 

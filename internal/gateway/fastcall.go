@@ -232,7 +232,7 @@ func (g *Gateway) typedResult(res mcp.Result) (*mcp.CallToolResult, error) {
 	if r.InputRequests != nil && (len(r.Content) > 0 || r.StructuredContent != nil) {
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "server bug: result has both content and inputRequests"}
 	}
-	out := withResultType(r)
+	out := r // serve typed it, on a copy of its own
 	if out.Content == nil && r.InputRequests == nil {
 		out.Content = []mcp.Content{}
 	}

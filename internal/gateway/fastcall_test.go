@@ -24,10 +24,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/wardenmcp/warden/internal/config"
 	"github.com/wardenmcp/warden/internal/gateway"
-	"github.com/wardenmcp/warden/internal/identity"
-	"github.com/wardenmcp/warden/internal/policy"
 )
 
 // fastPathPolicy decides the differential test's calls: one tool denied,
@@ -377,39 +374,12 @@ func (h librarySessions) WithGroup(name string) slog.Handler {
 // it with the count of the library's server sessions.
 func startPathGateway(t *testing.T, url, policySrc string, libraryOnly bool) (*gateway.Gateway, *atomic.Int64) {
 	t.Helper()
-	src := "upstreams:\n" + httpUpstreamYAML("shop", url, []string{"*"})
-	if libraryOnly {
-		src += "disable_fast_path: true\n"
-	}
-	cfg, err := config.Parse([]byte(src), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := policy.Compile([]byte(policySrc), "policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn, err := identity.New(identity.Config{Anonymous: &identity.Principal{ID: "agent-1", Roles: []string{"agent"}}}, identity.Options{Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sessions := &atomic.Int64{}
-	logger := slog.New(librarySessions{Handler: testLogger(t).Handler(), n: sessions})
-	g, err := gateway.New(gateway.Options{Config: cfg, Logger: logger, Sealer: testSealer(t), Policy: fixedPolicy{pol}, Authn: authn})
-	if err != nil {
-		t.Fatal(err)
+	opts := gateway.Options{Logger: slog.New(librarySessions{Handler: testLogger(t).Handler(), n: sessions})}
+	if libraryOnly {
+		return startPolicyGateway(t, url, policySrc, opts, "disable_fast_path: true\n"), sessions
 	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := g.Close(cctx); err != nil {
-			t.Errorf("gateway.Close: %v", err)
-		}
-	})
-	if err := g.Start(testContext(t)); err != nil {
-		t.Fatal(err)
-	}
-	return g, sessions
+	return startPolicyGateway(t, url, policySrc, opts), sessions
 }
 
 // statelessCallMeta is the _meta of a 2026-07-28 call as the SDK client
@@ -728,54 +698,6 @@ func TestFastPathMatchesLibraryPath(t *testing.T) {
 	}
 }
 
-// recordingUpstream serves an MCP server over Streamable HTTP on loopback
-// with the given options and records the JSON-RPC id of every tools/call
-// POSTed to it.
-type recordingUpstream struct {
-	URL string
-
-	mu      sync.Mutex
-	callIDs []string
-}
-
-func startRecordingUpstream(t *testing.T, s *mcp.Server, opts *mcp.StreamableHTTPOptions) *recordingUpstream {
-	t.Helper()
-	u := &recordingUpstream{}
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, opts)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			var msg struct {
-				ID     json.RawMessage `json:"id"`
-				Method string          `json:"method"`
-			}
-			if json.Unmarshal(body, &msg) == nil && msg.Method == "tools/call" {
-				u.mu.Lock()
-				u.callIDs = append(u.callIDs, string(msg.ID))
-				u.mu.Unlock()
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		srv.Close()
-	})
-	u.URL = srv.URL
-	return u
-}
-
-func (u *recordingUpstream) calls() []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]string(nil), u.callIDs...)
-}
-
 // TestFastPathSDKClient: an SDK client of 2026-07-28 calling through a
 // gateway with the fast path gets its results as usual; every call is
 // served by the front itself and posted to the upstream directly, which
@@ -788,7 +710,7 @@ func TestFastPathSDKClient(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := testContext(t)
 			shop := &fastShop{}
-			up := startRecordingUpstream(t, shop.server(), &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: mode.json})
+			up := startUpstreamWith(t, shop.server(), &mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: mode.json})
 			g, sessions := startPathGateway(t, up.URL, fastPathPolicy, false)
 			endpoint, types := serveRecorded(t, g)
 			cs := connectHTTP(t, endpoint, revStateless, nil)
@@ -887,7 +809,7 @@ func TestFastPathCancellation(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := testContext(t)
 			shop := &fastShop{}
-			up := startRecordingUpstream(t, shop.server(), &mcp.StreamableHTTPOptions{Stateless: true, PropagateRequestCancellation: true})
+			up := startUpstreamWith(t, shop.server(), &mcp.StreamableHTTPOptions{Stateless: true, PropagateRequestCancellation: true})
 			g, sessions := startPathGateway(t, up.URL, fastPathPolicy, libraryOnly)
 			endpoint, _ := serveRecorded(t, g)
 			cs := connectHTTP(t, endpoint, revStateless, nil)
@@ -959,7 +881,7 @@ func TestPostedCallRelaysLogToSessionClient(t *testing.T) {
 					}
 					return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil
 				})
-			up := startRecordingUpstream(t, s, &mcp.StreamableHTTPOptions{Stateless: true})
+			up := startUpstreamWith(t, s, &mcp.StreamableHTTPOptions{Stateless: true})
 			g, _ := startPathGateway(t, up.URL, fastPathPolicy, libraryOnly)
 			logs := make(chan string, 4)
 			cs := connectHTTP(t, serveHTTP(t, g), revSessions, &mcp.ClientOptions{

@@ -24,7 +24,7 @@ func (g *Gateway) forwardTool(rt *toolRoute) mcp.ToolHandler {
 		t := target{up: rt.up, ss: req.Session, name: rt.upstream, meta: p.Meta, state: p.RequestState, responses: p.InputResponses}
 		return forward(g, ctx, t, toolRounds,
 			func(ctx context.Context, cs *mcp.ClientSession, meta mcp.Meta, state string, responses mcp.InputResponseMap) (*mcp.CallToolResult, error) {
-				if g.fastCalls && rawToolCall(rt.up, rt, cs, meta) {
+				if g.fastCalls && rawToolCall(rt, cs, meta) {
 					return g.postToolCall(ctx, rt.up, rawParams{Meta: meta, Name: rt.upstream, Arguments: p.Arguments, InputResponses: responses, RequestState: state})
 				}
 				if rt.headerParams {

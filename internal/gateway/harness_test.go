@@ -61,14 +61,20 @@ type testUpstream struct {
 	mu      sync.Mutex
 	posts   int            // POSTed JSON-RPC bodies
 	methods map[string]int // JSON-RPC methods POSTed, by name
+	callIDs []string       // the JSON-RPC ids of the tools/call requests, in order
 }
 
 // startUpstream serves s over Streamable HTTP on loopback until the test ends.
 func startUpstream(t *testing.T, s *mcp.Server, stateless bool) *testUpstream {
 	t.Helper()
+	return startUpstreamWith(t, s, &mcp.StreamableHTTPOptions{Stateless: stateless})
+}
+
+// startUpstreamWith is startUpstream with the transport's options.
+func startUpstreamWith(t *testing.T, s *mcp.Server, opts *mcp.StreamableHTTPOptions) *testUpstream {
+	t.Helper()
 	u := &testUpstream{server: s, methods: map[string]int{}}
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s },
-		&mcp.StreamableHTTPOptions{Stateless: stateless})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, opts)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Only POSTs carry client messages; GET streams and DELETEs are
 		// session plumbing whose timing is the protocol layer's business.
@@ -79,12 +85,16 @@ func startUpstream(t *testing.T, s *mcp.Server, stateless bool) *testUpstream {
 				return
 			}
 			var msg struct {
-				Method string `json:"method"`
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
 			}
 			_ = json.Unmarshal(body, &msg)
 			u.mu.Lock()
 			u.posts++
 			u.methods[msg.Method]++
+			if msg.Method == "tools/call" {
+				u.callIDs = append(u.callIDs, string(msg.ID))
+			}
 			u.mu.Unlock()
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
@@ -96,6 +106,13 @@ func startUpstream(t *testing.T, s *mcp.Server, stateless bool) *testUpstream {
 	})
 	u.URL = srv.URL
 	return u
+}
+
+// calls returns the JSON-RPC ids of the tools/call requests received.
+func (u *testUpstream) calls() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.callIDs...)
 }
 
 // snapshot returns how many messages have been POSTed and by method.

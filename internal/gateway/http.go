@@ -100,9 +100,7 @@ func (f *front) checked(w http.ResponseWriter, r *http.Request, p Principal) {
 		}
 		if f.g.fastCalls && string(method) == "tools/call" {
 			if fc, ok := f.g.parseFastCall(r, body); ok {
-				ref, done := f.g.principals.put(p)
-				defer done()
-				r.Header.Set(principalHeader, ref)
+				defer f.g.attachPrincipal(r, p)()
 				f.g.serveFast(w, r, fc)
 				return
 			}
@@ -118,9 +116,7 @@ func (f *front) checked(w http.ResponseWriter, r *http.Request, p Principal) {
 // the principal that opened it: another caller presenting its id is
 // refused, so no one can read from or end someone else's session.
 func (f *front) dispatch(w http.ResponseWriter, r *http.Request, p Principal) {
-	ref, done := f.g.principals.put(p)
-	defer done()
-	r.Header.Set(principalHeader, ref)
+	defer f.g.attachPrincipal(r, p)()
 	if v := r.Header.Get("Mcp-Protocol-Version"); v >= firstStatelessRevision {
 		f.stateless.ServeHTTP(w, r)
 		return
@@ -274,6 +270,14 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // the HTTP front to the identify stage. Clients cannot set it: the front
 // deletes it from every request first.
 const principalHeader = "X-Warden-Principal-Ref"
+
+// attachPrincipal makes p the caller the identify stage finds for r, until
+// the returned function is called.
+func (g *Gateway) attachPrincipal(r *http.Request, p Principal) (detach func()) {
+	ref, done := g.principals.put(p)
+	r.Header.Set(principalHeader, ref)
+	return done
+}
 
 // principalTable holds the principals of HTTP requests in flight.
 type principalTable struct{ m sync.Map }

@@ -35,8 +35,8 @@ var rawCallIDs atomic.Uint64
 // an HTTP upstream that negotiated 2026-07-28 without a session, a tool
 // whose arguments bind no request headers, and no progress token (the
 // library's client relays progress as it comes).
-func rawToolCall(up *upstream, rt *toolRoute, cs *mcp.ClientSession, meta mcp.Meta) bool {
-	if up.single() || up.http == nil || rt.headerParams || cs.ID() != "" {
+func rawToolCall(rt *toolRoute, cs *mcp.ClientSession, meta mcp.Meta) bool {
+	if rt.up.single() || rt.up.http == nil || rt.headerParams || cs.ID() != "" {
 		return false
 	}
 	init := cs.InitializeResult()
@@ -256,10 +256,15 @@ func relayLog(ctx context.Context) func(string, json.RawMessage) {
 
 // rawClient is the HTTP client for posted calls: the upstream's own
 // connection pool, with its configured headers and each call's credential.
+// It is made once; the headers come from the environment, read then.
 func (u *upstream) rawClient() (*http.Client, error) {
-	headers, err := u.staticHeaders()
-	if err != nil {
-		return nil, err
-	}
-	return u.httpClient(headers), nil
+	u.rawOnce.Do(func() {
+		headers, err := u.staticHeaders()
+		if err != nil {
+			u.rawErr = err
+			return
+		}
+		u.raw = u.httpClient(headers)
+	})
+	return u.raw, u.rawErr
 }

@@ -50,6 +50,10 @@ type upstream struct {
 	// sized for many sessions at once: with the default two idle
 	// connections per host, concurrent calls would each dial anew.
 	http *http.Transport
+	// raw is the client of calls Warden posts itself (rawcall.go).
+	rawOnce sync.Once
+	raw     *http.Client
+	rawErr  error
 }
 
 // newHTTPTransport keeps idle connections for as many concurrent requests
