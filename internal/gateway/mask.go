@@ -50,15 +50,24 @@ func TokenOwner(p Principal) string {
 // are always complete.
 const maxMaskedPaths = 64
 
-// maskResult masks a tool, resource or prompt result for the caller.
-func (g *Gateway) maskResult(ctx context.Context, call *Call, res mcp.Result) (mcp.Result, error) {
+// masking is what masks one call's answers: the masker for the caller's
+// plan, the plan, and the policy's limits.
+type masking struct {
+	m        *mask.Masker
+	plan     mask.Plan
+	settings policy.MaskSettings
+}
+
+// maskingFor returns the call's masking, or nil when the policy asks for
+// none.
+func (g *Gateway) maskingFor(ctx context.Context, call *Call) (*masking, error) {
 	pol := call.pol
 	if pol == nil {
-		return res, nil
+		return nil, nil
 	}
 	settings, ok := pol.Masking()
 	if !ok {
-		return res, nil
+		return nil, nil
 	}
 	in := call.input
 	if in == nil {
@@ -71,33 +80,48 @@ func (g *Gateway) maskResult(ctx context.Context, call *Call, res mcp.Result) (m
 	}
 	m, err := g.masker(ctx, call, pol, plan, settings)
 	if err != nil {
-		return g.withhold(call, "could not be checked for sensitive data", fmt.Errorf("building masker: %w", err))
+		return nil, fmt.Errorf("building masker: %w", err)
+	}
+	return &masking{m: m, plan: plan, settings: settings}, nil
+}
+
+// overLimits says why what masking found may not be released, if it may
+// not: more findings of a class than max_per_class, or more than the
+// task's max_per_task (which this release is added to). tag is the short
+// form the audit record keeps.
+func (g *Gateway) overLimits(ctx context.Context, call *Call, mk *masking, rep mask.Report) (why, tag string, err error) {
+	if rep.TokenFailures > 0 {
+		g.logger.Warn("tokens could not be stored; those values were redacted", "id", call.ID, "count", rep.TokenFailures)
+	}
+	if class, limit, over := overLimit(rep, mk.plan, mk.settings.MaxPerClass); over {
+		return fmt.Sprintf("more than %d %s values", limit, class), fmt.Sprintf("%s>%d", class, limit), nil
+	}
+	why, err = g.overTaskLimit(ctx, call, rep, mk.plan, mk.settings.MaxPerTask)
+	return why, why, err
+}
+
+// maskResult masks a tool, resource or prompt result for the caller.
+func (g *Gateway) maskResult(ctx context.Context, call *Call, res mcp.Result) (mcp.Result, error) {
+	mk, err := g.maskingFor(ctx, call)
+	if err != nil {
+		return g.withhold(call, "could not be checked for sensitive data", err)
+	}
+	if mk == nil {
+		return res, nil
 	}
 	raw, state, err := marshalResult(res)
 	if err != nil {
 		return g.withhold(call, "could not be checked for sensitive data", err)
 	}
-	out, rep, err := mask.MaskCallToolResult(raw, m)
+	out, rep, err := mask.MaskCallToolResult(raw, mk.m)
 	switch {
 	case err != nil:
 		return g.withhold(call, "could not be checked for sensitive data", err)
 	case rep.NotJSON:
 		return g.withhold(call, "could not be checked for sensitive data", errors.New("the encoded result is not JSON"))
 	}
-	call.Masked, call.Labels = maskedSummary(rep, plan), rep.Labels
-	if rep.TokenFailures > 0 {
-		g.logger.Warn("tokens could not be stored; those values were redacted", "id", call.ID, "count", rep.TokenFailures)
-	}
-	if class, limit, over := overLimit(rep, plan, settings.MaxPerClass); over {
-		call.Masked = append(call.Masked, fmt.Sprintf("withheld:%s>%d", class, limit))
-		return g.withhold(call, fmt.Sprintf("more than %d %s values", limit, class), nil)
-	}
-	if why, err := g.overTaskLimit(ctx, call, rep, plan, settings.MaxPerTask); why != "" || err != nil {
-		if err != nil {
-			return g.withhold(call, "the task's limits could not be checked", err)
-		}
-		call.Masked = append(call.Masked, "withheld:"+why)
-		return g.withhold(call, why, nil)
+	if withheld, res, err := g.release(ctx, call, mk, rep); withheld {
+		return res, err
 	}
 	if len(rep.Paths) == 0 {
 		return res, nil // nothing changed: the result is forwarded as it was
@@ -107,6 +131,105 @@ func (g *Gateway) maskResult(ctx context.Context, call *Call, res mcp.Result) (m
 		return g.withhold(call, "could not be checked for sensitive data", err)
 	}
 	return masked, nil
+}
+
+// release records on the call what masking found and, when a limit
+// forbids releasing it, answers in its place (withheld is then true).
+func (g *Gateway) release(ctx context.Context, call *Call, mk *masking, rep mask.Report) (withheld bool, res mcp.Result, err error) {
+	call.Masked, call.Labels = maskedSummary(rep, mk.plan), rep.Labels
+	why, tag, err := g.overLimits(ctx, call, mk, rep)
+	switch {
+	case err != nil:
+		res, err = g.withhold(call, "the task's limits could not be checked", err)
+		return true, res, err
+	case why != "":
+		call.Masked = append(call.Masked, "withheld:"+tag)
+		res, err = g.withhold(call, why, nil)
+		return true, res, err
+	}
+	return false, nil, nil
+}
+
+// maskUpstreamError masks an upstream's JSON-RPC error, its message and
+// its data, as a result is masked: an upstream that puts what it holds,
+// or what it was sent, into an error must not get it past masking that
+// way. An error that cannot be checked is withheld.
+func (g *Gateway) maskUpstreamError(ctx context.Context, call *Call, werr *jsonrpc.Error) (mcp.Result, error) {
+	mk, err := g.maskingFor(ctx, call)
+	if err != nil {
+		return g.withhold(call, "the upstream's error could not be checked for sensitive data", err)
+	}
+	if mk == nil {
+		return nil, werr
+	}
+	raw, err := json.Marshal(werr)
+	if err != nil {
+		return g.withhold(call, "the upstream's error could not be checked for sensitive data", err)
+	}
+	out, rep, err := mk.m.JSON(raw)
+	switch {
+	case err != nil:
+		return g.withhold(call, "the upstream's error could not be checked for sensitive data", err)
+	case rep.NotJSON:
+		return g.withhold(call, "the upstream's error could not be checked for sensitive data", errors.New("the encoded error is not JSON"))
+	}
+	if withheld, res, err := g.release(ctx, call, mk, rep); withheld {
+		return res, err
+	}
+	if len(rep.Paths) == 0 {
+		return nil, werr
+	}
+	masked := new(jsonrpc.Error)
+	if err := json.Unmarshal(out, masked); err != nil {
+		return g.withhold(call, "the upstream's error could not be checked for sensitive data", err)
+	}
+	return nil, masked
+}
+
+// maskNotice masks a notification an upstream sends the client during a
+// call (a log message, a progress message) by the call's plan. It reports
+// false when the notice must be dropped: it could not be checked, or it
+// would release more than a limit allows. The call's own record is not
+// touched: notices arrive while the call runs, on other goroutines.
+//
+// A notice that arrives when no call of its session is in flight (the
+// library's client handles notifications apart from results, so one can
+// come late) has no caller to take a plan from: it is masked as for a
+// caller with no roles and no clearance.
+func maskNotice[P any](g *Gateway, ctx context.Context, call *Call, p *P) (*P, bool) {
+	if call == nil {
+		call = &Call{ID: "-", pol: g.currentPolicy()}
+	}
+	drop := func(why string, err error) (*P, bool) {
+		g.logger.Warn("upstream notice dropped", "id", call.ID, "reason", why, "err", err)
+		return nil, false
+	}
+	mk, err := g.maskingFor(ctx, call)
+	if err != nil {
+		return drop("it could not be checked for sensitive data", err)
+	}
+	if mk == nil {
+		return p, true
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return drop("it could not be checked for sensitive data", err)
+	}
+	out, rep, err := mk.m.JSON(raw)
+	if err != nil || rep.NotJSON {
+		return drop("it could not be checked for sensitive data", err)
+	}
+	if why, _, err := g.overLimits(ctx, call, mk, rep); why != "" || err != nil {
+		return drop(why, err)
+	}
+	if len(rep.Paths) == 0 {
+		return p, true
+	}
+	masked := new(P)
+	if err := json.Unmarshal(out, masked); err != nil {
+		return drop("it could not be checked for sensitive data", err)
+	}
+	return masked, true
 }
 
 // withhold answers a result that may not be released: a tool error for

@@ -87,6 +87,10 @@ func (g *Gateway) run(ctx context.Context, call *Call, next mcp.MethodHandler) (
 	}
 	res, err := g.execute(ctx, call, next)
 	if err != nil {
+		var werr *jsonrpc.Error
+		if errors.As(err, &werr) {
+			return g.maskUpstreamError(ctx, call, werr)
+		}
 		return nil, err
 	}
 	if res, err = g.filter(ctx, call, res); err != nil {

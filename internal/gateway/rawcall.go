@@ -118,7 +118,7 @@ func (g *Gateway) postToolCall(ctx context.Context, up *upstream, p rawParams) (
 	case mt == "text/event-stream" && resp.StatusCode == http.StatusOK:
 		// The limit is per message: a stream may carry many notifications
 		// before its answer, and the call's time limit bounds it.
-		raw, err = readEventResponse(resp.Body, id, maxBytes, relayLog(ctx))
+		raw, err = readEventResponse(resp.Body, id, maxBytes, g.relayLog(ctx))
 	case mt == "application/json":
 		raw, err = io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 		if err == nil && int64(len(raw)) > maxBytes {
@@ -237,8 +237,9 @@ func eventAnswer(data []byte, id string, notify func(string, json.RawMessage)) (
 type inflightKey struct{}
 
 // relayLog returns where the log messages of the call on ctx go: to the
-// client's session, if it has one, as the library's client would send them.
-func relayLog(ctx context.Context) func(string, json.RawMessage) {
+// client's session, if it has one, as the library's client would send
+// them, masked by the call's plan.
+func (g *Gateway) relayLog(ctx context.Context) func(string, json.RawMessage) {
 	in, _ := ctx.Value(inflightKey{}).(*inflight)
 	if in == nil || in.ss == nil || in.bridge != nil {
 		return nil
@@ -248,8 +249,11 @@ func relayLog(ctx context.Context) func(string, json.RawMessage) {
 			return
 		}
 		var p mcp.LoggingMessageParams
-		if json.Unmarshal(params, &p) == nil {
-			_ = in.ss.Log(in.ctx, &p)
+		if json.Unmarshal(params, &p) != nil {
+			return
+		}
+		if masked, ok := maskNotice(g, in.ctx, callFrom(in.ctx), &p); ok {
+			_ = in.ss.Log(in.ctx, masked)
 		}
 	}
 }

@@ -236,7 +236,9 @@ func (r *relay) clientOptions(g *Gateway, up *upstream, listChanges bool) *mcp.C
 			if err != nil || in.bridge != nil {
 				return
 			}
-			_ = in.ss.Log(in.ctx, req.Params)
+			if p, ok := maskNotice(g, in.ctx, callFrom(in.ctx), req.Params); ok {
+				_ = in.ss.Log(in.ctx, p)
+			}
 		},
 		ProgressNotificationHandler: func(ctx context.Context, req *mcp.ProgressNotificationClientRequest) {
 			key, _ := req.Params.ProgressToken.(string)
@@ -245,9 +247,13 @@ func (r *relay) clientOptions(g *Gateway, up *upstream, listChanges bool) *mcp.C
 				return
 			}
 			pr := v.(*progressRoute)
-			p := *req.Params
-			p.ProgressToken = pr.token
-			_ = pr.call.ss.NotifyProgress(pr.call.ctx, &p)
+			p, ok := maskNotice(g, pr.call.ctx, callFrom(pr.call.ctx), req.Params)
+			if !ok {
+				return
+			}
+			q := *p
+			q.ProgressToken = pr.token
+			_ = pr.call.ss.NotifyProgress(pr.call.ctx, &q)
 		},
 		ResourceUpdatedHandler: func(ctx context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
 			g.resourceUpdated(ctx, req.Params)
