@@ -200,9 +200,9 @@ func New(opts Options) (*Gateway, error) {
 		up := &upstream{name: name, cfg: opts.Config.Upstreams[name], logger: opts.Logger, idle: make(chan *pooled, maxIdle), local: opts.Local[name], http: newHTTPTransport()}
 		impl := g.clientImpl
 		up.client = mcp.NewClient(impl, g.relay.clientOptions(g, up, true))
-		up.client.AddReceivingMiddleware(g.relay.relayRequests(up))
+		up.client.AddReceivingMiddleware(g.relay.relayRequests(g, up))
 		up.callClient = mcp.NewClient(impl, g.relay.clientOptions(g, up, false))
-		up.callClient.AddReceivingMiddleware(g.relay.relayRequests(up))
+		up.callClient.AddReceivingMiddleware(g.relay.relayRequests(g, up))
 		up.onReconnect = func(up *upstream) { g.refreshLater(up, anyList) }
 		g.upstreams = append(g.upstreams, up)
 	}

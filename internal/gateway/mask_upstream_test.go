@@ -54,6 +54,15 @@ func leakyShop(seen chan struct{}) *mcp.Server {
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil
 		})
+	s.AddTool(&mcp.Tool{Name: "leaky_question", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			res, err := req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "Refund " + leak + "?",
+				RequestedSchema: json.RawMessage(`{"type":"object","properties":{"ok":{"type":"boolean"}}}`)})
+			if err != nil {
+				return nil, err
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: res.Action}}}, nil
+		})
 	return s
 }
 
@@ -189,5 +198,36 @@ func TestLateUpstreamNoticeIsMasked(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the upstream's late log message did not reach the client")
 		}
+	}
+}
+
+// TestUpstreamQuestionIsMasked: an elicitation an upstream sends during a
+// call reaches the user masked by the call's plan, whether the client has
+// a session or answers it as an input-required result.
+func TestUpstreamQuestionIsMasked(t *testing.T) {
+	up := startUpstream(t, leakyShop(nil), false)
+	g, _ := startPathGateway(t, up.URL, fastPathPolicy, false)
+	endpoint := serveHTTP(t, g)
+	for _, rev := range []string{revSessions, revStateless} {
+		t.Run(rev, func(t *testing.T) {
+			ctx := testContext(t)
+			asked := make(chan string, 4)
+			cs := connectHTTP(t, endpoint, rev, &mcp.ClientOptions{
+				ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+					asked <- req.Params.Message
+					return &mcp.ElicitResult{Action: "decline"}, nil
+				},
+			})
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "shop.leaky_question", Arguments: map[string]any{}})
+			if err != nil || res.IsError {
+				t.Fatalf("shop.leaky_question: %v %+v", err, res)
+			}
+			select {
+			case got := <-asked:
+				checkMasked(t, "elicitation message", got)
+			default:
+				t.Fatal("the upstream's question did not reach the client")
+			}
+		})
 	}
 }

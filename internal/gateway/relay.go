@@ -274,7 +274,7 @@ func (r *relay) clientOptions(g *Gateway, up *upstream, listChanges bool) *mcp.C
 // serving. It runs before the protocol layer's own handling, which would
 // hold elicitation schemas to a reading stricter than some clients' and
 // answer roots from a static list.
-func (r *relay) relayRequests(up *upstream) mcp.Middleware {
+func (r *relay) relayRequests(g *Gateway, up *upstream) mcp.Middleware {
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			var question mcp.InputRequest
@@ -298,6 +298,9 @@ func (r *relay) relayRequests(up *upstream) mcp.Middleware {
 			in, err := v.(*binding).target()
 			if err != nil {
 				return nil, fmt.Errorf("%s from upstream %s: %w", method, up.name, err)
+			}
+			if question, ok = maskQuestion(g, in.ctx, question); !ok {
+				return nil, fmt.Errorf("%s from upstream %s: withheld: it could not be checked for sensitive data", method, up.name)
 			}
 			if in.bridge != nil {
 				answer, err := in.bridge.ask(ctx, question)
@@ -323,6 +326,31 @@ func (r *relay) relayRequests(up *upstream) mcp.Middleware {
 			}
 		}
 	}
+}
+
+// maskQuestion masks what an upstream asks the client for the call on ctx
+// (maskNotice): an elicitation's message and schema reach the user, a
+// sampling request's messages reach the client's model. ok is false when
+// the question must not be passed on.
+func maskQuestion(g *Gateway, ctx context.Context, question mcp.InputRequest) (mcp.InputRequest, bool) {
+	call := callFrom(ctx)
+	switch p := question.(type) {
+	case *mcp.ElicitParams:
+		if m, ok := maskNotice(g, ctx, call, p); ok {
+			return m, true
+		}
+	case *mcp.CreateMessageParams:
+		if m, ok := maskNotice(g, ctx, call, p); ok {
+			return m, true
+		}
+	case *mcp.CreateMessageWithToolsParams:
+		if m, ok := maskNotice(g, ctx, call, p); ok {
+			return m, true
+		}
+	default:
+		return question, true // a roots request carries no data
+	}
+	return nil, false
 }
 
 // mergeCancel returns a context carrying base's values that is also
