@@ -27,7 +27,7 @@ run "Warden's pipeline between the transports (check, identify, route, validate,
 run "Strict message check (every client message)" ./internal/wire 'BenchmarkCheck' -benchtime 20000x
 run "Argument decode, validate, re-encode" ./internal/argschema 'Benchmark' -benchtime 20000x
 run "Policy decision with 100 rules" ./internal/policy 'BenchmarkDecide' -benchtime 200000x
-run "Audit appends, durable (fsync), group commit" ./internal/audit 'BenchmarkAppendParallel' -benchtime 3s
+run "Audit appends, durable (fsync): group commit, one at a time, and the disk's own flush" ./internal/audit 'BenchmarkAppendParallel|BenchmarkAppendSerial|BenchmarkDiskFlush' -benchtime 3s
 run "SQL classification" ./internal/classify/sqlclass 'BenchmarkClassify' -benchtime 2000x
 run "Database: a query through the connector and Warden vs the connector alone vs pgx" ./test/postgres 'Benchmark' -benchtime 200x
 run "Masking realistic JSON results" ./internal/mask 'BenchmarkMaskCallToolResult' -benchtime 1s
