@@ -31,6 +31,9 @@ var neutral = map[protoreflect.FullName]bool{
 	"pg_query.RowExpr": true, "pg_query.GroupingSet": true, "pg_query.GroupingFunc": true,
 	"pg_query.JoinExpr": true, "pg_query.CommonTableExpr": true, "pg_query.CTESearchClause": true,
 	"pg_query.CTECycleClause": true, "pg_query.NamedArgExpr": true,
+	// A column definition list (json_to_record(...) AS r(a int)) names
+	// columns and types; any default or constraint inside is still walked.
+	"pg_query.ColumnDef":  true,
 	"pg_query.JsonFormat": true, "pg_query.JsonReturning": true, "pg_query.JsonValueExpr": true,
 	"pg_query.JsonOutput": true, "pg_query.JsonArgument": true, "pg_query.JsonFuncExpr": true,
 	"pg_query.JsonTablePathSpec": true, "pg_query.JsonTable": true, "pg_query.JsonTableColumn": true,
@@ -312,6 +315,19 @@ func (w *walker) rangeVar(rv *pg_query.RangeVar) {
 	} else {
 		w.add(&w.res.TablesRead, "read", name)
 	}
+	// pg_catalog comes first in every search path unless placed later on
+	// purpose, so an unqualified name here is the catalog's view.
+	if rv.Catalogname == "" && (rv.Schemaname == "" || rv.Schemaname == "pg_catalog") && fileViews[rv.Relname] {
+		w.deny(touchesFiles, "reads %s, a view over the server's configuration files", name)
+	}
+}
+
+// fileViews are the catalog views whose rows are read from the server's
+// configuration files when queried.
+var fileViews = map[string]bool{
+	"pg_file_settings":       true,
+	"pg_hba_file_rules":      true,
+	"pg_ident_file_mappings": true,
 }
 
 func (w *walker) copyStmt(s *pg_query.CopyStmt) {
@@ -443,6 +459,9 @@ func (w *walker) funcCall(fc *pg_query.FuncCall) {
 	}
 	if builtin == "read" {
 		return // the generator already kept pattern matches off the allow-list
+	}
+	if builtin != "" && base == "ts_rewrite" && len(fc.Args) == 3 {
+		return // only the two-argument form runs the query text it is given
 	}
 	// Patterns apply in any schema: public.dblink_exec is still dblink.
 	class := w.cat.sideEffect(base)

@@ -110,6 +110,7 @@ var sideEffects = []sideEffect{
 	{"ts_stat", "code", "executes query text"},
 	{"ts_rewrite", "code", "executes query text"},
 	{"plpgsql_*", "code", "procedural language internals"},
+	{"fmgr_*_validator", "code", "loads a function's library or compiles its body"},
 	{"pg_sleep", "sleep", "delays the session"},
 	{"pg_sleep_for", "sleep", "delays the session"},
 	{"pg_sleep_until", "sleep", "delays the session"},
