@@ -20,6 +20,7 @@ var builtinsText string
 type catalog struct {
 	functions map[string]string // pg_catalog name → class: "read", "sleep" or a side effect
 	operators map[string]bool
+	types     map[string]bool // pg_catalog type names
 	patterns  []namePattern
 }
 
@@ -36,7 +37,7 @@ var loadCatalog = sync.OnceValues(func() (*catalog, error) {
 })
 
 func parseCatalog(text string) (*catalog, error) {
-	c := &catalog{functions: map[string]string{}, operators: map[string]bool{}}
+	c := &catalog{functions: map[string]string{}, operators: map[string]bool{}, types: map[string]bool{}}
 	for n, line := range strings.Split(text, "\n") {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -50,6 +51,8 @@ func parseCatalog(text string) (*catalog, error) {
 			c.functions[f[1]] = f[2]
 		case len(f) == 2 && f[0] == "op":
 			c.operators[f[1]] = true
+		case len(f) == 2 && f[0] == "type":
+			c.types[f[1]] = true
 		case len(f) == 3 && f[0] == "pattern":
 			if f[2] == "read" || !knownClass(f[2]) {
 				return nil, fmt.Errorf("builtins line %d: unknown class %q", n+1, f[2])
@@ -62,7 +65,7 @@ func parseCatalog(text string) (*catalog, error) {
 			return nil, fmt.Errorf("builtins line %d: cannot read %q", n+1, line)
 		}
 	}
-	if len(c.functions) == 0 || len(c.operators) == 0 {
+	if len(c.functions) == 0 || len(c.operators) == 0 || len(c.types) == 0 {
 		return nil, fmt.Errorf("builtins: allow-list is empty")
 	}
 	return c, nil

@@ -22,7 +22,7 @@ var neutral = map[protoreflect.FullName]bool{
 	"pg_query.Float": true, "pg_query.Boolean": true, "pg_query.BitString": true, "pg_query.A_Const": true,
 	"pg_query.Alias": true, "pg_query.ColumnRef": true, "pg_query.A_Star": true, "pg_query.ParamRef": true,
 	"pg_query.BoolExpr": true, "pg_query.NullTest": true, "pg_query.BooleanTest": true, "pg_query.TypeCast": true,
-	"pg_query.TypeName": true, "pg_query.CollateClause": true, "pg_query.A_Indices": true,
+	"pg_query.CollateClause": true, "pg_query.A_Indices": true,
 	"pg_query.A_Indirection": true, "pg_query.A_ArrayExpr": true, "pg_query.ResTarget": true,
 	"pg_query.WindowDef": true, "pg_query.RangeSubselect": true, "pg_query.RangeFunction": true,
 	"pg_query.RangeTableFunc": true, "pg_query.RangeTableFuncCol": true, "pg_query.CaseExpr": true,
@@ -175,6 +175,9 @@ func (w *walker) visit(m protoreflect.Message) {
 	case *pg_query.FuncCall:
 		w.funcCall(n)
 		w.fields(m, "funcname")
+	case *pg_query.TypeName:
+		w.typeName(n)
+		w.fields(m, "names")
 	case *pg_query.A_Expr:
 		if !isBetween(n.Kind) {
 			w.operator(n.Name)
@@ -479,6 +482,21 @@ func (w *walker) funcCall(fc *pg_query.FuncCall) {
 		e := classEffect(builtin)
 		w.deny(e, "calls %s, which %s", name, e)
 	}
+}
+
+// typeName judges a type named in a cast, a column definition list or
+// anywhere else: converting a value to a type the database defines runs
+// that type's input, and a domain's CHECK, which may call any function.
+func (w *walker) typeName(t *pg_query.TypeName) {
+	parts, ok := stringParts(t.Names)
+	if !ok || len(parts) == 0 {
+		w.deny(executesCode, "uses a type whose name cannot be read")
+		return
+	}
+	if isBuiltinSchema(parts) && w.cat.types[parts[len(parts)-1]] {
+		return
+	}
+	w.deny(executesCode, "uses type %s, which is not a built-in type (its input, or a domain's CHECK, may run code)", joinName(parts))
 }
 
 // operator judges an operator name (possibly schema-qualified) against the

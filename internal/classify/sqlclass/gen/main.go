@@ -111,6 +111,9 @@ var sideEffects = []sideEffect{
 	{"ts_rewrite", "code", "executes query text"},
 	{"plpgsql_*", "code", "procedural language internals"},
 	{"fmgr_*_validator", "code", "loads a function's library or compiles its body"},
+	{"domain_in", "code", "runs the input, and any domain CHECK, of a type named at run time"},
+	{"array_in", "code", "runs the input, and any domain CHECK, of a type named at run time"},
+	{"record_in", "code", "runs the input, and any domain CHECK, of a type named at run time"},
 	{"pg_sleep", "sleep", "delays the session"},
 	{"pg_sleep_for", "sleep", "delays the session"},
 	{"pg_sleep_until", "sleep", "delays the session"},
@@ -219,6 +222,16 @@ func render(ctx context.Context, conn *pgx.Conn) (string, error) {
 		return "", fmt.Errorf("read pg_operator: %w", err)
 	}
 	slices.Sort(ops)
+	rows, err = conn.Query(ctx, `
+		SELECT typname FROM pg_type WHERE typnamespace = 'pg_catalog'::regnamespace AND typtype <> 'd'
+		ORDER BY typname COLLATE "C"`)
+	if err != nil {
+		return "", fmt.Errorf("read pg_type: %w", err)
+	}
+	types, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "", fmt.Errorf("read pg_type: %w", err)
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Built-in functions and operators and what calling them does, for the SQL classifier.\n")
@@ -228,6 +241,7 @@ func render(ctx context.Context, conn *pgx.Conn) (string, error) {
 	fmt.Fprintf(&b, "#   class is a reviewed side effect. Functions not listed are not known read-only.\n")
 	fmt.Fprintf(&b, "# op SYMBOL: a pg_catalog operator whose functions are not volatile.\n")
 	fmt.Fprintf(&b, "# pattern GLOB CLASS: reviewed side effects, applied to a function of that name in any schema.\n")
+	fmt.Fprintf(&b, "# type NAME: a pg_catalog type (no domains): its input runs no code but the server's own.\n")
 	for _, s := range sideEffects {
 		fmt.Fprintf(&b, "pattern %s %s\n", s.pattern, s.class)
 	}
@@ -239,6 +253,9 @@ func render(ctx context.Context, conn *pgx.Conn) (string, error) {
 	}
 	for _, op := range ops {
 		fmt.Fprintf(&b, "op %s\n", op)
+	}
+	for _, t := range types {
+		fmt.Fprintf(&b, "type %s\n", t)
 	}
 	return b.String(), nil
 }
