@@ -18,7 +18,7 @@ var builtinsText string
 
 // catalog is the parsed allow-list. It is built once and never modified.
 type catalog struct {
-	functions map[string]string // pg_catalog name → class: "read", "sleep" or a side effect
+	functions map[string]string // pg_catalog name → class: "read" or a side effect
 	operators map[string]bool
 	types     map[string]bool // pg_catalog type names
 	patterns  []namePattern
@@ -73,12 +73,12 @@ func parseCatalog(text string) (*catalog, error) {
 
 // knownClass says whether the data file's class is one the classifier knows.
 func knownClass(class string) bool {
-	return class == "read" || class == "sleep" || classEffect(class) != noEffect
+	return class == "read" || classEffect(class) != noEffect
 }
 
 // readOnlyClass says whether a built-in of this class is read-only.
 func readOnlyClass(class string) bool {
-	return class == "read" || class == "sleep"
+	return class == "read"
 }
 
 // classEffect maps a pattern class of the data file to the effect it sets.
@@ -96,6 +96,8 @@ func classEffect(class string) effect {
 		return otherConnections
 	case "code":
 		return executesCode
+	case "sleep":
+		return delays
 	}
 	return noEffect
 }

@@ -29,8 +29,9 @@ type Result struct {
 	ExecutesCode        bool `json:"executes_code"`        // DO, CALL, PREPARE/EXECUTE, unknown functions or operators, COPY PROGRAM
 	TouchesFiles        bool `json:"touches_files"`        // server file functions, large objects, COPY to or from a file
 	OtherConnections    bool `json:"other_connections"`    // dblink, foreign servers, terminating or cancelling other sessions
-	// Delays is set when the text calls pg_sleep and its kind: read-only, but
-	// only useful to hold a connection. Policies may deny it.
+	// Delays is set when the text calls pg_sleep and its kind. Sleeping
+	// changes no data, but it holds a connection and its snapshot, and a
+	// conditional sleep reads data out by timing: not read-only.
 	Delays bool `json:"delays"`
 
 	TablesRead    []string `json:"tables_read"`
@@ -107,6 +108,7 @@ const (
 	executesCode
 	touchesFiles
 	otherConnections
+	delays
 )
 
 // flag returns the Result field an effect sets, or nil for noEffect.
@@ -130,6 +132,8 @@ func (r *Result) flag(e effect) *bool {
 		return &r.TouchesFiles
 	case otherConnections:
 		return &r.OtherConnections
+	case delays:
+		return &r.Delays
 	}
 	return nil
 }
@@ -154,6 +158,8 @@ func (e effect) String() string {
 		return "touches server files"
 	case otherConnections:
 		return "acts on other connections"
+	case delays:
+		return "delays the session"
 	}
 	return "has side effects"
 }

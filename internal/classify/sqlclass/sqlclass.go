@@ -27,7 +27,8 @@
 // moves a string's end, is refused; a connection executing classified text
 // should still keep both settings.
 //
-// pg_sleep is reported in Delays but stays read-only; SHOW is read-only.
+// pg_sleep and its kin are reported in Delays and are not read-only; SHOW
+// is read-only.
 // COPY is never read-only, not even COPY (SELECT ...) TO STDOUT.
 package sqlclass
 

@@ -243,11 +243,12 @@ func TestResultDetails(t *testing.T) {
 			},
 		},
 		{
-			name: "pg_sleep delays but reads",
+			name: "pg_sleep delays, so it is not read-only",
 			sql:  "SELECT pg_sleep(1)",
 			want: Result{
-				Statements: 1, Kinds: []string{"select"}, Delays: true, ReadOnly: true,
-				TablesRead: []string{}, TablesWritten: []string{}, Functions: []string{"pg_sleep"}, Reasons: []string{},
+				Statements: 1, Kinds: []string{"select"}, Delays: true,
+				TablesRead: []string{}, TablesWritten: []string{}, Functions: []string{"pg_sleep"},
+				Reasons: []string{"statement 1 (SELECT) calls pg_sleep, which delays the session"},
 			},
 		},
 		{
