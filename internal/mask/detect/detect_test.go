@@ -45,6 +45,27 @@ var positives = []struct {
 	{"password in text", `db password: "hunter22" ok`, GenericSecret, "hunter22"},
 	{"high entropy api key", "API_KEY=Zx8kQ2mP9vL4nR7tW1yB3cD6", GenericSecret, "Zx8kQ2mP9vL4nR7tW1yB3cD6"},
 	{"bearer opaque token", "Authorization: Bearer 8f3kd93kdl20dkf9sl2kdf9w", GenericSecret, "8f3kd93kdl20dkf9sl2kdf9w"},
+	// A label written straight before the value, or an escape sequence of
+	// JSON masked as text, ends the token before it.
+	{"card after label colon", "card:4111111111111111", CreditCard, "4111111111111111"},
+	{"card after label hash", "CC#5555555555554444", CreditCard, "5555555555554444"},
+	{"ssn after label colon", "SSN:234-56-7891", USSSN, "234-56-7891"},
+	{"phone after label hash", "Tel#415-555-0132", Phone, "415-555-0132"},
+	{"ip after label colon", "inet addr:192.168.7.21 up", IPAddress, "192.168.7.21"},
+	{"card after escaped newline", `{"note":"paid with\n4111 1111 1111 1111`, CreditCard, "4111 1111 1111 1111"},
+	{"aws key after escaped newline", `key\nAKIAIOSFODNN7EXAMPLE`, AWSAccessKey, "AKIAIOSFODNN7EXAMPLE"},
+	{"iban after escaped tab", `\tDE89 3704 0044 0532 0130 00`, IBAN, "DE89 3704 0044 0532 0130 00"},
+	// A word against cards names the number next to it, not a card after
+	// another number.
+	{"card after another id", "Customer ID 88123 paid with 4916338506082832", CreditCard, "4916338506082832"},
+	{"card after a reference", "Ref: 7781 - 5425 2334 3010 9903", CreditCard, "5425 2334 3010 9903"},
+	{"card beside expiry field", `{"id": 42, "number": "4111111111111111", "exp_month": 12}`, CreditCard, "4111111111111111"},
+	// Credentials in URLs and HTTP Basic authorization.
+	{"connection string password", "postgres://app:S3cretPw@db.internal.example.com:5432/prod", GenericSecret, "S3cretPw"},
+	{"connection string to an address", "postgresql://admin:pa55w0rd@10.0.0.12/prod", GenericSecret, "pa55w0rd"},
+	{"amqp url password", "amqp://guest:Rabb1tPw@rabbitmq:5672/", GenericSecret, "Rabb1tPw"},
+	{"basic authorization", "Authorization: Basic YWRtaW46c3VwM3JzZWNyZXQ=", GenericSecret, "YWRtaW46c3VwM3JzZWNyZXQ="},
+	{"aws secret starting with a slash", "aws_secret_access_key = /lhgoDV7IkIDKA0IFWrOybl27klTjFC9VlOe8LUB", AWSSecretKey, "/lhgoDV7IkIDKA0IFWrOybl27klTjFC9VlOe8LUB"},
 }
 
 func TestPositives(t *testing.T) {
@@ -107,6 +128,25 @@ var negatives = []struct{ name, text string }{
 	{"emergency numbers", "Call 911 or 112"},
 	{"short codes", "PIN 1234, OTP 567890"},
 	{"hex literals", "hex 0x7fffffff and 0xdeadbeef"},
+	// Names that describe a secret, and values that point at one or stand
+	// in for one.
+	{"password changed at", "password_changed_at: 2024-01-15T10:00:00Z"},
+	{"password reset url", "password_reset_url: https://example.com/reset?u=42"},
+	{"token ttl", "access_token_ttl: 3600"},
+	{"key path", "private_key_path: /etc/ssl/private/server.key"},
+	{"credentials file", "credentials_file: ~/.aws/credentials"},
+	{"secret name", "secretName: app-tls-cert"},
+	{"secret expiry", `"client_secret_expires_at": 1735689600`},
+	{"working directory", "PWD=/home/ubuntu/app"},
+	{"template placeholder", "password: '{{ vault_db_password }}'"},
+	{"environment placeholder", "password=$DB_PASSWORD"},
+	{"your placeholder", "api_key = YOUR_API_KEY"},
+	{"redacted stars", "password: ***REDACTED***"},
+	{"bullets", "password: ••••••••"},
+	{"state word", "Password: Required"},
+	{"url without credentials", "postgres://db.internal.example.com:5432/prod"},
+	{"basic prose", "Basic income is a policy idea"},
+	{"image at 2x avif", "banner@2x.avif"},
 }
 
 func TestNegatives(t *testing.T) {

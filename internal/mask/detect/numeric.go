@@ -33,7 +33,7 @@ type numSpan struct {
 var (
 	phoneWords = newWordSet("phone", "tel", "telephone", "mobile", "cell", "fax", "office", "desk", "call", "contact", "sms", "whatsapp", "answer", "reach", "dial", "message", "text me", "ring", "landline", "hotline")
 	phoneNeg   = newWordSet("order", "invoice", "license", "licence", "ssn", "isbn", "tracking", "serial", "ref", "id", "zip", "postal", "account", "card", "version", "build", "sku", "amount", "total", "price")
-	cardWords  = newWordSet("card", "credit", "debit", "cc", "visa", "mastercard", "amex", "american express", "discover", "jcb", "diners", "maestro", "unionpay", "pan", "payment", "cvv", "expir", "billing", "charge")
+	cardWords  = newWordSet("card", "credit", "debit", "cc", "visa", "mastercard", "amex", "american express", "discover", "jcb", "diners", "maestro", "unionpay", "pan", "payment", "cvv", "cvc", "expir", "exp_month", "exp_year", "billing", "charge")
 	cardNeg    = newWordSet("order", "invoice", "tracking", "isbn", "serial", "ref", "id", "phone", "tel", "sku", "account")
 	ssnWords   = newWordSet("ssn", "social security", "social sec", "social", "ss#", "ss #", "ss no", "ssa", "taxpayer")
 	ipWords    = newWordSet("ip", "address", "addr", "host", "server", "client", "gateway", "dns", "subnet", "remote", "peer", "src", "dst")
@@ -345,13 +345,29 @@ func (sc *scan) card(sp *numSpan) float64 {
 	default:
 		score = 0.35
 	}
-	if sc.negContext(sp.start, cardNeg) {
+	// A word against cards ("order", "id") explains away the number it
+	// names. When another number stands between them ("Customer ID 88123
+	// paid with 4916…"), the word names that one, and a number of a card's
+	// length in an issuer's range that passes Luhn keeps its score.
+	strong := knownIIN(d[:k]) && (grouped || k >= 15)
+	if sc.negContext(sp.start, cardNeg) && !(strong && numberBefore(sc.t, sp.start)) {
 		score -= penalty
 	}
 	if sc.context(sp.start, sp.end, cardWords) {
 		score += 0.4
 	}
 	return score
+}
+
+// numberBefore reports whether a digit occurs in the negative-context
+// window before start.
+func numberBefore(t []byte, start int) bool {
+	for _, c := range t[max(start-negCtxBefore, 0):start] {
+		if isDigit(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // cardGrouping accepts the ways card numbers are printed: 4-4-4-4(-3),

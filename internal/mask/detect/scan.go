@@ -79,7 +79,11 @@ func (sc *scan) run() {
 			}
 			i = sc.numeric(i)
 		case cUpper, cLower:
-			if i > 0 && isWord(t[i-1]) {
+			if i > 0 && t[i-1] == '\\' && (t[i] == 'n' || t[i] == 't' || t[i] == 'r') {
+				i++ // the letter of an escape ("\n"): what follows starts afresh
+				continue
+			}
+			if i > 0 && isWord(t[i-1]) && !escapeBreak(t, i) {
 				i = skipWord(t, i)
 				continue
 			}
@@ -116,11 +120,18 @@ func (sc *scan) run() {
 // "v1.2"), or after a currency sign.
 func continues(t []byte, i int) bool {
 	p := t[i-1]
+	if escapeBreak(t, i) {
+		return false
+	}
 	if isWord(p) {
 		return true
 	}
 	switch p {
-	case '.', '-', '/', ':', '#':
+	case ':', '#':
+		// After a letter these end a label ("card:4111…", "SSN#078…");
+		// after a digit they join ("10:30").
+		return i >= 2 && isWord(t[i-2]) && !isLetter(t[i-2])
+	case '.', '-', '/':
 		return i >= 2 && isWord(t[i-2])
 	case '$', '%':
 		return true
@@ -133,6 +144,13 @@ func continues(t []byte, i int) bool {
 		return true
 	}
 	return false
+}
+
+// escapeBreak reports whether t[i] follows a JSON or C escape that breaks
+// a line ("\n4111…", "\tAKIA…"): text that is escaped JSON, masked as
+// text, must split where the decoded text would.
+func escapeBreak(t []byte, i int) bool {
+	return i >= 2 && t[i-2] == '\\' && (t[i-1] == 'n' || t[i-1] == 't' || t[i-1] == 'r')
 }
 
 func skipWord(t []byte, i int) int {

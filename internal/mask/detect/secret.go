@@ -1,6 +1,10 @@
 package detect
 
-import "math"
+import (
+	"bytes"
+	"math"
+	"unicode/utf8"
+)
 
 // Secret-like names. A strong name ("password", "client_secret") marks any
 // non-trivial value as a secret; a weak one ("token", "key") only a value
@@ -11,12 +15,27 @@ const (
 	wSecond               // second word of a strong pair
 	wWeakLast             // a weak name when it ends the key
 	wAWS
+	wMeta // ends a name that describes a secret rather than holding it
 )
+
+// metaWords, ending a name, make it name something about a secret
+// ("password_changed_at", "private_key_path", "access_token_ttl",
+// "secretName"), not the secret itself.
+var metaWords = map[string]bool{
+	"at": true, "url": true, "uri": true, "ttl": true, "path": true, "file": true, "dir": true,
+	"arn": true, "name": true, "expires": true, "expiry": true, "expiration": true, "length": true,
+	"type": true, "hint": true, "policy": true, "changed": true, "reset": true, "required": true,
+	"enabled": true, "count": true, "created": true, "updated": true, "version": true,
+	"location": true, "format": true, "algorithm": true, "endpoint": true, "rotation": true,
+}
 
 // nameWord classifies one lower-case word of a field name.
 func nameWord(w []byte) uint8 {
 	if len(w) < 2 {
 		return 0
+	}
+	if metaWords[string(w)] {
+		return wMeta
 	}
 	// Dispatch on the first letter so that most words cost one comparison.
 	switch w[0] {
@@ -143,6 +162,9 @@ func classifyKey(k []byte) (keyStrength, bool) {
 		}
 		prev, last = f, f
 	}
+	if last&wMeta != 0 {
+		return keyPlain, false
+	}
 	if strength == keyPlain && last&wWeakLast != 0 {
 		strength = keyWeak
 	}
@@ -159,7 +181,7 @@ func secretValue(v []byte, strength keyStrength) bool {
 	}
 	switch strength {
 	case keyStrong:
-		if len(v) < 4 || placeholder(v) {
+		if len(v) < 4 || placeholder(v) || locator(v) {
 			return false
 		}
 		return true
@@ -196,15 +218,69 @@ func placeholder(v []byte) bool {
 	if same {
 		return true
 	}
-	if v[0] == '[' && v[len(v)-1] == ']' || v[0] == '<' && v[len(v)-1] == '>' || v[0] == '$' && v[1] == '{' {
+	if v[0] == '[' && v[len(v)-1] == ']' || v[0] == '<' && v[len(v)-1] == '>' || v[0] == '$' && v[1] == '{' ||
+		v[0] == '(' && v[len(v)-1] == ')' || hasPrefix(v, "{{") && bytes.HasSuffix(v, []byte("}}")) {
 		return true
 	}
-	for _, p := range []string{"null", "none", "true", "false", "redacted", "changeme", "undefined"} {
+	// An environment variable named as the value: "$DB_PASSWORD".
+	if v[0] == '$' && len(v) > 1 && (isUpper(v[1]) || v[1] == '_') && upperName(v[1:]) {
+		return true
+	}
+	for _, p := range []string{"null", "none", "true", "false", "redacted", "changeme", "undefined", "replace_me", "replaceme"} {
 		if eqFold(v, p) {
 			return true
 		}
 	}
+	// "YOUR_API_KEY", "your-password-here", "***REDACTED***", "••••".
+	if hasPrefixFold(v, "your_") || hasPrefixFold(v, "your-") || bytes.Contains(bytes.ToLower(v), []byte("redacted")) || oneRune(v) {
+		return true
+	}
 	return hasPrefix(v, "tok_") || hasPrefix(v, "hash_")
+}
+
+// upperName reports whether b is an upper-case identifier (A-Z, 0-9, _).
+func upperName(b []byte) bool {
+	for _, c := range b {
+		if !isUpper(c) && !isDigit(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// oneRune reports whether b repeats one character, as masks do ("••••").
+func oneRune(b []byte) bool {
+	r, n := utf8.DecodeRune(b)
+	if r == utf8.RuneError {
+		return false
+	}
+	for i := n; i < len(b); {
+		r2, m := utf8.DecodeRune(b[i:])
+		if r2 != r {
+			return false
+		}
+		i += m
+	}
+	return true
+}
+
+// locator reports values that point at a secret rather than hold it: a
+// path or a URL without credentials in it.
+func locator(v []byte) bool {
+	// A path has more than one '/' and no base64 padding or '+': a base64
+	// secret ("/lhgo…8LUB") may start with '/'.
+	if (v[0] == '/' || hasPrefix(v, "~/") || hasPrefix(v, "./")) &&
+		bytes.Count(v, []byte("/")) >= 2 && !bytes.ContainsAny(v, "+=") {
+		return true
+	}
+	if i := bytes.Index(v, []byte("://")); i > 0 && isLetter(v[0]) {
+		rest := v[i+3:]
+		if end := bytes.IndexAny(rest, "/?#"); end >= 0 {
+			rest = rest[:end]
+		}
+		return !bytes.Contains(rest, []byte("@"))
+	}
+	return false
 }
 
 // entropy is the Shannon entropy of b in bits per byte.
@@ -254,6 +330,10 @@ func (sc *scan) keyedValue() {
 // secret-like. i is the index of the ':' or '='.
 func (sc *scan) keyValue(i int) {
 	t := sc.t
+	if t[i] == ':' && hasPrefix(t[i+1:], "//") {
+		sc.urlPassword(i)
+		return
+	}
 	// The name: skip back over quotes and spaces, then an identifier.
 	e := i
 	for e > 0 && (t[e-1] == '"' || t[e-1] == '\'' || t[e-1] == ' ') && i-e < 3 {
@@ -299,8 +379,9 @@ func (sc *scan) keyValue(i int) {
 		return
 	}
 	// In prose a short plain word after "password:" is more likely
-	// instructions than a password ("password: click the link").
-	if strength == keyStrong && len(val) < 8 && quote == 0 && allLetters(val) {
+	// instructions than a password ("password: click the link"), and so is
+	// a word that says what state it is in ("password: required").
+	if strength == keyStrong && quote == 0 && allLetters(val) && (len(val) < 8 || stateWords[string(bytes.ToLower(val))]) {
 		return
 	}
 	class := GenericSecret
@@ -308,6 +389,50 @@ func (sc *scan) keyValue(i int) {
 		class = AWSSecretKey
 	}
 	sc.emit(class, v, ve, 0.8)
+}
+
+// stateWords describe a secret's state in prose ("password: required").
+var stateWords = map[string]bool{
+	"required": true, "incorrect": true, "unchanged": true, "disabled": true, "enabled": true,
+	"invalid": true, "expired": true, "missing": true, "optional": true, "provided": true,
+	"hidden": true, "masked": true, "updated": true, "changed": true, "rejected": true, "accepted": true,
+}
+
+// urlPassword finds the password in a URL's user information
+// ("postgres://app:S3cret@db/prod", "amqp://guest:pw@mq:5672/"). i is the
+// index of the ':' before "//". The password alone is reported: the user
+// and host stay readable.
+func (sc *scan) urlPassword(i int) {
+	t := sc.t
+	s := i
+	for s > 0 && (isAlnum(t[s-1]) || t[s-1] == '+' || t[s-1] == '-' || t[s-1] == '.') && i-s < 32 {
+		s--
+	}
+	if i-s < 2 || !isLetter(t[s]) {
+		return // not a scheme
+	}
+	u := i + 3
+	e := u
+	for e < len(t) && e-u < 1024 {
+		c := t[e]
+		if c == '/' || c == '?' || c == '#' || c == ' ' || c == '\n' || c == '\t' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '`' {
+			break
+		}
+		e++
+	}
+	at := bytes.LastIndexByte(t[u:e], '@')
+	if at < 0 {
+		return
+	}
+	colon := bytes.IndexByte(t[u:u+at], ':')
+	if colon < 0 {
+		return
+	}
+	ps, pe := u+colon+1, u+at
+	if pe-ps < 1 || placeholder(t[ps:pe]) {
+		return
+	}
+	sc.emit(GenericSecret, ps, pe, 0.95)
 }
 
 func allLetters(b []byte) bool {

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"net/netip"
+	"unicode/utf8"
 )
 
 var (
 	ibanWords  = newWordSet("iban", "account", "bank", "transfer", "wire", "swift", "bic", "payee")
-	emailImage = []string{"png", "jpg", "jpeg", "gif", "svg", "webp", "ico"}
+	emailImage = []string{"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "avif", "heic"}
 )
 
 // word handles a candidate that starts with a letter at a word boundary:
@@ -62,6 +63,15 @@ func (sc *scan) word(i int) int {
 			}
 		}
 	case 'B', 'b':
+		if end-i == 5 && hasPrefixFold(t[i:], "basic") && end < n && t[end] == ' ' {
+			// HTTP Basic credentials: base64 of "user:password".
+			e := runOf(t, end+1, func(c byte) bool { return isAlnum(c) || c == '+' || c == '/' || c == '=' })
+			if dec, err := base64.StdEncoding.DecodeString(string(t[end+1 : e])); err == nil && e-(end+1) >= 8 &&
+				bytes.IndexByte(dec, ':') > 0 && utf8.Valid(dec) {
+				sc.emit(GenericSecret, end+1, e, 0.85)
+				return e
+			}
+		}
 		if end-i == 6 && hasPrefixFold(t[i:], "bearer") && end < n && t[end] == ' ' {
 			e := runOf(t, end+1, tokenByte)
 			if e-(end+1) >= 16 {
