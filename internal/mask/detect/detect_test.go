@@ -65,6 +65,11 @@ var positives = []struct {
 	{"connection string to an address", "postgresql://admin:pa55w0rd@10.0.0.12/prod", GenericSecret, "pa55w0rd"},
 	{"amqp url password", "amqp://guest:Rabb1tPw@rabbitmq:5672/", GenericSecret, "Rabb1tPw"},
 	{"basic authorization", "Authorization: Basic YWRtaW46c3VwM3JzZWNyZXQ=", GenericSecret, "YWRtaW46c3VwM3JzZWNyZXQ="},
+	{"slack app token", "SLACK_APP=xapp-1-A0123456789-1234567890123-abcdef0123456789", SlackToken, "xapp-1-A0123456789-1234567890123-abcdef0123456789"},
+	{"slack client token", "cookie xoxc-123456789012-123456789012-1234567890123-abcdef", SlackToken, "xoxc-123456789012-123456789012-1234567890123-abcdef"},
+	{"stripe webhook secret", "endpoint secret whsec_5f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c", StripeKey, "whsec_5f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c"},
+	{"google api key", "maps key AIzaSyD4x8Jk2LmN0pQrStUvWxYz1234567890a here", GenericSecret, "AIzaSyD4x8Jk2LmN0pQrStUvWxYz1234567890a"},
+	{"model provider key", "export KEY=sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-xyz", GenericSecret, "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-xyz"},
 	{"aws secret starting with a slash", "aws_secret_access_key = /lhgoDV7IkIDKA0IFWrOybl27klTjFC9VlOe8LUB", AWSSecretKey, "/lhgoDV7IkIDKA0IFWrOybl27klTjFC9VlOe8LUB"},
 }
 
@@ -147,6 +152,17 @@ var negatives = []struct{ name, text string }{
 	{"url without credentials", "postgres://db.internal.example.com:5432/prod"},
 	{"basic prose", "Basic income is a policy idea"},
 	{"image at 2x avif", "banner@2x.avif"},
+	{"idempotency key uuid", "idempotency_key: 8e03978e-40d5-4c1a-9f2b-1d2e3f4a5b6c"},
+	{"page token", `"nextPageToken": "CiAKGjBpNDd2bXk0ZXJhNW9kMnE5dDF6"`},
+	{"cache key", "cache_key: user:4412:profile:v2x9k3m2"},
+	{"case number", "Case 2024-5567-8812 was closed"},
+	{"voucher code", "Voucher code 4821-7730-1192"},
+	{"parcel number", "FedEx 7749 1234 5678 delivered"},
+	{"ticket shaped like an ssn", "Ticket 123-45-6788 reopened"},
+	{"part number shaped like an ssn", "Part number 245-10-3310"},
+	{"section number", "see Section 3.2.1.4 of the contract"},
+	{"kernel version", "upgraded kernel to 5.15.0.91"},
+	{"pinned package", "pip install foo==1.2.3.4"},
 }
 
 func TestNegatives(t *testing.T) {

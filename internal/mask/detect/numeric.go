@@ -32,12 +32,15 @@ type numSpan struct {
 
 var (
 	phoneWords = newWordSet("phone", "tel", "telephone", "mobile", "cell", "fax", "office", "desk", "call", "contact", "sms", "whatsapp", "answer", "reach", "dial", "message", "text me", "ring", "landline", "hotline")
-	phoneNeg   = newWordSet("order", "invoice", "license", "licence", "ssn", "isbn", "tracking", "serial", "ref", "id", "zip", "postal", "account", "card", "version", "build", "sku", "amount", "total", "price")
-	cardWords  = newWordSet("card", "credit", "debit", "cc", "visa", "mastercard", "amex", "american express", "discover", "jcb", "diners", "maestro", "unionpay", "pan", "payment", "cvv", "cvc", "expir", "exp_month", "exp_year", "billing", "charge")
-	cardNeg    = newWordSet("order", "invoice", "tracking", "isbn", "serial", "ref", "id", "phone", "tel", "sku", "account")
-	ssnWords   = newWordSet("ssn", "social security", "social sec", "social", "ss#", "ss #", "ss no", "ssa", "taxpayer")
-	ipWords    = newWordSet("ip", "address", "addr", "host", "server", "client", "gateway", "dns", "subnet", "remote", "peer", "src", "dst")
-	ipNeg      = newWordSet("version", "ver", "v.", "release", "build", "firmware", "oid", "sdk", "chrome", "firefox")
+	phoneNeg   = newWordSet("order", "invoice", "license", "licence", "ssn", "isbn", "tracking", "serial", "ref", "id", "zip", "postal", "account", "card", "version", "build", "sku", "amount", "total", "price",
+		"case", "ticket", "voucher", "code", "po", "part", "model", "duns", "fedex", "ups", "dhl", "shipment", "parcel", "error", "ports")
+	ssnNeg    = newWordSet("order", "invoice", "ticket", "case", "part", "model", "serial", "sku", "ref", "po", "tracking", "phone", "tel")
+	cardWords = newWordSet("card", "credit", "debit", "cc", "visa", "mastercard", "amex", "american express", "discover", "jcb", "diners", "maestro", "unionpay", "pan", "payment", "cvv", "cvc", "expir", "exp_month", "exp_year", "billing", "charge")
+	cardNeg   = newWordSet("order", "invoice", "tracking", "isbn", "serial", "ref", "id", "phone", "tel", "sku", "account")
+	ssnWords  = newWordSet("ssn", "social security", "social sec", "social", "ss#", "ss #", "ss no", "ssa", "taxpayer")
+	ipWords   = newWordSet("ip", "address", "addr", "host", "server", "client", "gateway", "dns", "subnet", "remote", "peer", "src", "dst")
+	ipNeg     = newWordSet("version", "ver", "v.", "release", "build", "firmware", "oid", "sdk", "chrome", "firefox",
+		"section", "kernel", "update", "upgrade", "install", "==", "§")
 )
 
 func (sp *numSpan) add(s, e int, sep byte, paren bool) bool {
@@ -288,6 +291,9 @@ func (sc *scan) ssn(sp *numSpan) float64 {
 	serial := int(d[5])*1000 + int(d[6])*100 + int(d[7])*10 + int(d[8])
 	if area == 0 || area == 666 || area >= 900 || grp == 0 || serial == 0 {
 		return 0
+	}
+	if sc.negContext(sp.start, ssnNeg) {
+		score -= penalty // "Ticket 123-45-6788", "Part number 245-10-3310"
 	}
 	same := true
 	for _, x := range d[1:] {

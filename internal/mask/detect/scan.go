@@ -258,7 +258,7 @@ func (sc *scan) wordCandidate(i, e int) bool {
 		return true
 	}
 	switch t[i] {
-	case 'A', 'g', 'x', 's', 'r', 'e', 'B', 'b':
+	case 'A', 'g', 'x', 's', 'r', 'e', 'B', 'b', 'w':
 		return true
 	}
 	return false

@@ -15,8 +15,16 @@ const (
 	wSecond               // second word of a strong pair
 	wWeakLast             // a weak name when it ends the key
 	wAWS
-	wMeta // ends a name that describes a secret rather than holding it
+	wMeta   // ends a name that describes a secret rather than holding it
+	wOpaque // names an identifier that is opaque but no secret ("page token")
 )
+
+// opaqueWords name values that look random without being secrets: a page
+// or sync token, an idempotency, cache or object key.
+var opaqueWords = map[string]bool{
+	"page": true, "cursor": true, "continuation": true, "sync": true, "idempotency": true,
+	"cache": true, "object": true, "etag": true, "request": true, "correlation": true, "trace": true,
+}
 
 // metaWords, ending a name, make it name something about a secret
 // ("password_changed_at", "private_key_path", "access_token_ttl",
@@ -36,6 +44,9 @@ func nameWord(w []byte) uint8 {
 	}
 	if metaWords[string(w)] {
 		return wMeta
+	}
+	if opaqueWords[string(w)] {
+		return wOpaque
 	}
 	// Dispatch on the first letter so that most words cost one comparison.
 	switch w[0] {
@@ -130,7 +141,7 @@ func classifyKey(k []byte) (keyStrength, bool) {
 	var buf [32]byte
 	var prev, last uint8
 	strength := keyPlain
-	aws := false
+	aws, opaque := false, false
 	for i := 0; i < len(k); {
 		for i < len(k) && !isAlnum(k[i]) {
 			i++
@@ -157,12 +168,15 @@ func classifyKey(k []byte) (keyStrength, bool) {
 		if f&wAWS != 0 {
 			aws = true
 		}
+		if f&wOpaque != 0 {
+			opaque = true
+		}
 		if f&wStrong != 0 || (prev&wFirst != 0 && f&wSecond != 0) {
 			strength = keyStrong
 		}
 		prev, last = f, f
 	}
-	if last&wMeta != 0 {
+	if last&wMeta != 0 || (opaque && strength != keyStrong) {
 		return keyPlain, false
 	}
 	if strength == keyPlain && last&wWeakLast != 0 {
@@ -186,7 +200,7 @@ func secretValue(v []byte, strength keyStrength) bool {
 		}
 		return true
 	case keyWeak:
-		if len(v) < 16 {
+		if len(v) < 16 || isUUID(v) || bytes.IndexByte(v, ':') >= 0 {
 			return false
 		}
 		letters, digits := false, false
@@ -236,6 +250,23 @@ func placeholder(v []byte) bool {
 		return true
 	}
 	return hasPrefix(v, "tok_") || hasPrefix(v, "hash_")
+}
+
+// isUUID reports the 8-4-4-4-12 hex shape of a UUID: an identifier.
+func isUUID(v []byte) bool {
+	if len(v) != 36 {
+		return false
+	}
+	for i, c := range v {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if c != '-' {
+				return false
+			}
+		} else if !isHex(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // upperName reports whether b is an upper-case identifier (A-Z, 0-9, _).

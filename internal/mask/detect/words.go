@@ -30,6 +30,13 @@ func (sc *scan) word(i int) int {
 			sc.emit(AWSAccessKey, i, end, 0.9)
 			return end
 		}
+		// A Google API key: "AIza" and 35 more characters.
+		if hasPrefix(t[i:], "AIza") {
+			if e := runOf(t, i+4, b64urlByte); e-(i+4) == 35 {
+				sc.emit(GenericSecret, i, e, 0.9)
+				return e
+			}
+		}
 	case 'g':
 		if i+4 < n && t[i+1] == 'h' && t[i+3] == '_' && bytes.IndexByte([]byte("pousr"), t[i+2]) >= 0 {
 			if e := runOf(t, i+4, isAlnum); e-(i+4) >= 30 {
@@ -42,7 +49,13 @@ func (sc *scan) word(i int) int {
 			return end
 		}
 	case 'x':
-		if i+5 < n && t[i+1] == 'o' && t[i+2] == 'x' && t[i+4] == '-' && bytes.IndexByte([]byte("abprse"), t[i+3]) >= 0 {
+		if hasPrefix(t[i:], "xapp-") {
+			if e := runOf(t, i+5, func(c byte) bool { return isAlnum(c) || c == '-' }); e-(i+5) >= 20 {
+				sc.emit(SlackToken, i, e, 0.9)
+				return e
+			}
+		}
+		if i+5 < n && t[i+1] == 'o' && t[i+2] == 'x' && t[i+4] == '-' && bytes.IndexByte([]byte("abprsec"), t[i+3]) >= 0 {
 			e := runOf(t, i+5, func(c byte) bool { return isAlnum(c) || c == '-' })
 			if e-(i+5) >= 10 {
 				sc.emit(SlackToken, i, e, 0.9)
@@ -55,6 +68,18 @@ func (sc *scan) word(i int) int {
 				sc.emit(StripeKey, i, end, 0.95)
 				return end
 			}
+		}
+		// Model providers' API keys: "sk-ant-api03-…", "sk-proj-…", "sk-…".
+		if t[i] == 's' && hasPrefix(t[i+1:], "k-") {
+			if e := runOf(t, i+3, b64urlByte); e-(i+3) >= 32 {
+				sc.emit(GenericSecret, i, e, 0.9)
+				return e
+			}
+		}
+	case 'w':
+		if hasPrefix(t[i:], "whsec_") && end-(i+6) >= 24 {
+			sc.emit(StripeKey, i, end, 0.95) // a webhook signing secret
+			return end
 		}
 	case 'e':
 		if hasPrefix(t[i:], "eyJ") {
