@@ -70,6 +70,9 @@ var positives = []struct {
 	{"stripe webhook secret", "endpoint secret whsec_5f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c", StripeKey, "whsec_5f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c"},
 	{"google api key", "maps key AIzaSyD4x8Jk2LmN0pQrStUvWxYz1234567890a here", GenericSecret, "AIzaSyD4x8Jk2LmN0pQrStUvWxYz1234567890a"},
 	{"model provider key", "export KEY=sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-xyz", GenericSecret, "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-xyz"},
+	{"aws secret under its sdk name", `"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"`, AWSSecretKey, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"},
+	{"github token as bearer", "Authorization: Bearer ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", GitHubToken, "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"},
+	{"stripe key as bearer", "Authorization: Bearer sk_live_4eC39HqLyjWDarjtT1zdp7dc", StripeKey, "sk_live_4eC39HqLyjWDarjtT1zdp7dc"},
 	{"aws secret starting with a slash", "aws_secret_access_key = /lhgoDV7IkIDKA0IFWrOybl27klTjFC9VlOe8LUB", AWSSecretKey, "/lhgoDV7IkIDKA0IFWrOybl27klTjFC9VlOe8LUB"},
 }
 

@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"math"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -179,10 +180,28 @@ func classifyKey(k []byte) (keyStrength, bool) {
 	if last&wMeta != 0 || (opaque && strength != keyStrong) {
 		return keyPlain, false
 	}
+	// "SecretAccessKey", "secret_access_key": the AWS name without "aws".
+	if strength != keyPlain && lettersContain(k, "secretaccesskey") {
+		aws = true
+	}
 	if strength == keyPlain && last&wWeakLast != 0 {
 		strength = keyWeak
 	}
 	return strength, aws && strength != keyPlain
+}
+
+// lettersContain reports whether the letters of k, lower-cased and with
+// everything else dropped, contain word (lower case).
+func lettersContain(k []byte, word string) bool {
+	var buf [80]byte
+	n := 0
+	for _, c := range k {
+		if isLetter(c) && n < len(buf) {
+			buf[n] = lower(c)
+			n++
+		}
+	}
+	return strings.Contains(string(buf[:n]), word)
 }
 
 func eqFold(b []byte, s string) bool { return len(b) == len(s) && hasPrefixFold(b, s) }

@@ -98,6 +98,9 @@ func (sc *scan) word(i int) int {
 			}
 		}
 		if end-i == 6 && hasPrefixFold(t[i:], "bearer") && end < n && t[end] == ' ' {
+			if knownTokenPrefix(t[end+1:]) {
+				return end // the token's own detector names its class
+			}
 			e := runOf(t, end+1, tokenByte)
 			if e-(end+1) >= 16 {
 				if hasPrefix(t[end+1:], "eyJ") {
@@ -116,6 +119,16 @@ func (sc *scan) word(i int) int {
 		}
 	}
 	return end
+}
+
+// knownTokenPrefix reports a token whose vendor prefix a detector knows.
+func knownTokenPrefix(t []byte) bool {
+	for _, p := range []string{"sk_live_", "rk_live_", "sk_test_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "xapp-", "AKIA", "ASIA"} {
+		if hasPrefix(t, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func runOf(t []byte, i int, ok func(byte) bool) int {
