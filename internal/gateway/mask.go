@@ -156,80 +156,77 @@ func (g *Gateway) release(ctx context.Context, call *Call, mk *masking, rep mask
 // way. An error that cannot be checked is withheld.
 func (g *Gateway) maskUpstreamError(ctx context.Context, call *Call, werr *jsonrpc.Error) (mcp.Result, error) {
 	mk, err := g.maskingFor(ctx, call)
-	if err != nil {
-		return g.withhold(call, "the upstream's error could not be checked for sensitive data", err)
-	}
-	if mk == nil {
+	if err == nil && mk == nil {
 		return nil, werr
 	}
-	raw, err := json.Marshal(werr)
+	masked, rep := werr, mask.Report{}
+	if err == nil {
+		masked, rep, err = maskValue(mk.m, werr)
+	}
 	if err != nil {
 		return g.withhold(call, "the upstream's error could not be checked for sensitive data", err)
-	}
-	out, rep, err := mk.m.JSON(raw)
-	switch {
-	case err != nil:
-		return g.withhold(call, "the upstream's error could not be checked for sensitive data", err)
-	case rep.NotJSON:
-		return g.withhold(call, "the upstream's error could not be checked for sensitive data", errors.New("the encoded error is not JSON"))
 	}
 	if withheld, res, err := g.release(ctx, call, mk, rep); withheld {
 		return res, err
 	}
-	if len(rep.Paths) == 0 {
-		return nil, werr
-	}
-	masked := new(jsonrpc.Error)
-	if err := json.Unmarshal(out, masked); err != nil {
-		return g.withhold(call, "the upstream's error could not be checked for sensitive data", err)
-	}
 	return nil, masked
 }
 
-// maskNotice masks a notification an upstream sends the client during a
-// call (a log message, a progress message) by the call's plan. It reports
-// false when the notice must be dropped: it could not be checked, or it
-// would release more than a limit allows. The call's own record is not
-// touched: notices arrive while the call runs, on other goroutines.
+// maskNotice masks a notification an upstream sends the client during the
+// call on ctx (a log message, a progress message) by the call's plan. It
+// reports false when the notice must be dropped: it could not be checked,
+// or it would release more than a limit allows. The call's own record is
+// not touched: notices arrive while the call runs, on other goroutines.
 //
 // A notice that arrives when no call of its session is in flight (the
 // library's client handles notifications apart from results, so one can
 // come late) has no caller to take a plan from: it is masked as for a
 // caller with no roles and no clearance.
-func maskNotice[P any](g *Gateway, ctx context.Context, call *Call, p *P) (*P, bool) {
+func maskNotice[P any](g *Gateway, ctx context.Context, p *P) (*P, bool) {
+	call := callFrom(ctx)
 	if call == nil {
 		call = &Call{ID: "-", pol: g.currentPolicy()}
 	}
-	drop := func(why string, err error) (*P, bool) {
+	mk, err := g.maskingFor(ctx, call)
+	if err == nil && mk == nil {
+		return p, true
+	}
+	masked, rep := p, mask.Report{}
+	if err == nil {
+		masked, rep, err = maskValue(mk.m, p)
+	}
+	why := "it could not be checked for sensitive data"
+	if err == nil {
+		why, _, err = g.overLimits(ctx, call, mk, rep)
+	}
+	if why != "" || err != nil {
 		g.logger.Warn("upstream notice dropped", "id", call.ID, "reason", why, "err", err)
 		return nil, false
 	}
-	mk, err := g.maskingFor(ctx, call)
-	if err != nil {
-		return drop("it could not be checked for sensitive data", err)
-	}
-	if mk == nil {
-		return p, true
-	}
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return drop("it could not be checked for sensitive data", err)
-	}
-	out, rep, err := mk.m.JSON(raw)
-	if err != nil || rep.NotJSON {
-		return drop("it could not be checked for sensitive data", err)
-	}
-	if why, _, err := g.overLimits(ctx, call, mk, rep); why != "" || err != nil {
-		return drop(why, err)
-	}
-	if len(rep.Paths) == 0 {
-		return p, true
-	}
-	masked := new(P)
-	if err := json.Unmarshal(out, masked); err != nil {
-		return drop("it could not be checked for sensitive data", err)
-	}
 	return masked, true
+}
+
+// maskValue masks the JSON encoding of v with m. It returns v itself when
+// nothing changed, else a masked copy, and what was found.
+func maskValue[T any](m *mask.Masker, v *T) (*T, mask.Report, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, mask.Report{}, err
+	}
+	out, rep, err := m.JSON(raw)
+	switch {
+	case err != nil:
+		return nil, rep, err
+	case rep.NotJSON:
+		return nil, rep, errors.New("its encoding is not JSON")
+	case len(rep.Paths) == 0:
+		return v, rep, nil
+	}
+	masked := new(T)
+	if err := json.Unmarshal(out, masked); err != nil {
+		return nil, rep, fmt.Errorf("decoding the masked copy: %w", err)
+	}
+	return masked, rep, nil
 }
 
 // withhold answers a result that may not be released: a tool error for

@@ -252,7 +252,7 @@ func (g *Gateway) relayLog(ctx context.Context) func(string, json.RawMessage) {
 		if json.Unmarshal(params, &p) != nil {
 			return
 		}
-		if masked, ok := maskNotice(g, in.ctx, callFrom(in.ctx), &p); ok {
+		if masked, ok := maskNotice(g, in.ctx, &p); ok {
 			_ = in.ss.Log(in.ctx, masked)
 		}
 	}

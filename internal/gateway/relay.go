@@ -236,7 +236,7 @@ func (r *relay) clientOptions(g *Gateway, up *upstream, listChanges bool) *mcp.C
 			if err != nil || in.bridge != nil {
 				return
 			}
-			if p, ok := maskNotice(g, in.ctx, callFrom(in.ctx), req.Params); ok {
+			if p, ok := maskNotice(g, in.ctx, req.Params); ok {
 				_ = in.ss.Log(in.ctx, p)
 			}
 		},
@@ -247,7 +247,7 @@ func (r *relay) clientOptions(g *Gateway, up *upstream, listChanges bool) *mcp.C
 				return
 			}
 			pr := v.(*progressRoute)
-			p, ok := maskNotice(g, pr.call.ctx, callFrom(pr.call.ctx), req.Params)
+			p, ok := maskNotice(g, pr.call.ctx, req.Params)
 			if !ok {
 				return
 			}
@@ -333,18 +333,17 @@ func (r *relay) relayRequests(g *Gateway, up *upstream) mcp.Middleware {
 // sampling request's messages reach the client's model. ok is false when
 // the question must not be passed on.
 func maskQuestion(g *Gateway, ctx context.Context, question mcp.InputRequest) (mcp.InputRequest, bool) {
-	call := callFrom(ctx)
 	switch p := question.(type) {
 	case *mcp.ElicitParams:
-		if m, ok := maskNotice(g, ctx, call, p); ok {
+		if m, ok := maskNotice(g, ctx, p); ok {
 			return m, true
 		}
 	case *mcp.CreateMessageParams:
-		if m, ok := maskNotice(g, ctx, call, p); ok {
+		if m, ok := maskNotice(g, ctx, p); ok {
 			return m, true
 		}
 	case *mcp.CreateMessageWithToolsParams:
-		if m, ok := maskNotice(g, ctx, call, p); ok {
+		if m, ok := maskNotice(g, ctx, p); ok {
 			return m, true
 		}
 	default:

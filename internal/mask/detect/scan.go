@@ -79,8 +79,8 @@ func (sc *scan) run() {
 			}
 			i = sc.numeric(i)
 		case cUpper, cLower:
-			if i > 0 && t[i-1] == '\\' && (t[i] == 'n' || t[i] == 't' || t[i] == 'r') {
-				i++ // the letter of an escape ("\n"): what follows starts afresh
+			if escapeLetter(t, i) {
+				i++ // what follows the escape starts afresh
 				continue
 			}
 			if i > 0 && isWord(t[i-1]) && !escapeBreak(t, i) {
@@ -146,12 +146,15 @@ func continues(t []byte, i int) bool {
 	return false
 }
 
-// escapeBreak reports whether t[i] follows a JSON or C escape that breaks
-// a line ("\n4111…", "\tAKIA…"): text that is escaped JSON, masked as
-// text, must split where the decoded text would.
-func escapeBreak(t []byte, i int) bool {
-	return i >= 2 && t[i-2] == '\\' && (t[i-1] == 'n' || t[i-1] == 't' || t[i-1] == 'r')
+// escapeLetter reports whether t[i] is the letter of a JSON or C escape
+// that breaks a line ("\n4111…", "\tAKIA…"): text that is escaped JSON,
+// masked as text, must split where the decoded text would.
+func escapeLetter(t []byte, i int) bool {
+	return i >= 1 && t[i-1] == '\\' && (t[i] == 'n' || t[i] == 't' || t[i] == 'r')
 }
+
+// escapeBreak reports whether t[i] follows such an escape.
+func escapeBreak(t []byte, i int) bool { return escapeLetter(t, i-1) }
 
 func skipWord(t []byte, i int) int {
 	for i < len(t) && isWord(t[i]) {

@@ -241,14 +241,7 @@ func secretValue(v []byte, strength keyStrength) bool {
 // placeholder reports values that stand for no secret: masks, nulls, our
 // own redaction markers.
 func placeholder(v []byte) bool {
-	same := true
-	for _, c := range v {
-		if c != v[0] {
-			same = false
-			break
-		}
-	}
-	if same {
+	if oneRune(v) {
 		return true
 	}
 	if v[0] == '[' && v[len(v)-1] == ']' || v[0] == '<' && v[len(v)-1] == '>' || v[0] == '$' && v[1] == '{' ||
@@ -265,7 +258,7 @@ func placeholder(v []byte) bool {
 		}
 	}
 	// "YOUR_API_KEY", "your-password-here", "***REDACTED***", "••••".
-	if hasPrefixFold(v, "your_") || hasPrefixFold(v, "your-") || bytes.Contains(bytes.ToLower(v), []byte("redacted")) || oneRune(v) {
+	if hasPrefixFold(v, "your_") || hasPrefixFold(v, "your-") || bytes.Contains(bytes.ToLower(v), []byte("redacted")) {
 		return true
 	}
 	return hasPrefix(v, "tok_") || hasPrefix(v, "hash_")
@@ -298,18 +291,14 @@ func upperName(b []byte) bool {
 	return true
 }
 
-// oneRune reports whether b repeats one character, as masks do ("••••").
+// oneRune reports whether b repeats one character, as masks do ("****",
+// "••••"); a byte that is not UTF-8 counts as a character of its own.
 func oneRune(b []byte) bool {
-	r, n := utf8.DecodeRune(b)
-	if r == utf8.RuneError {
-		return false
-	}
-	for i := n; i < len(b); {
-		r2, m := utf8.DecodeRune(b[i:])
-		if r2 != r {
+	_, n := utf8.DecodeRune(b)
+	for i := n; i < len(b); i += n {
+		if !bytes.Equal(b[i:min(i+n, len(b))], b[:n]) {
 			return false
 		}
-		i += m
 	}
 	return true
 }
